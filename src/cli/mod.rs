@@ -1,0 +1,96 @@
+//! Command-line interface: argument parsing and the offline subcommands.
+
+mod plan_cmd;
+
+pub use plan_cmd::load as load_manifests;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// stamp-operator: network-restricted, mission-critical Azure stamps from Kubernetes.
+#[derive(Parser, Debug)]
+#[command(name = "stamp-operator", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions as multi-document YAML, or write one file each.
+    Crd {
+        /// Write `<crd name>.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Plan manifests offline: the address plan and the ordered Azure resources, no cluster, no Azure.
+    Plan {
+        /// Manifest files (multi-document YAML); `-` reads standard input.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+}
+
+/// Output formats of `plan`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// For people.
+    Table,
+    /// For machines.
+    Json,
+}
+
+/// Errors of the CLI.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A manifest was refused.
+    #[error("{path}: {source}")]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: crate::api::manifest::ManifestError,
+    },
+    /// The planner refused objects.
+    #[error("{0}")]
+    Plan(String),
+    /// Output failed.
+    #[error("cannot write output: {0}")]
+    Output(String),
+}
+
+/// Runs an offline subcommand, writing to standard output.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Crd { out_dir: None } => {
+            let yaml = crate::api::crds_yaml().map_err(|e| CliError::Output(e.to_string()))?;
+            print!("{yaml}");
+            Ok(())
+        }
+        Command::Crd { out_dir: Some(dir) } => {
+            for (file, yaml) in
+                crate::api::crd_documents().map_err(|e| CliError::Output(e.to_string()))?
+            {
+                let path = dir.join(file);
+                std::fs::write(&path, yaml)
+                    .map_err(|e| CliError::Output(format!("{}: {e}", path.display())))?;
+            }
+            Ok(())
+        }
+        Command::Plan { files, output } => plan_cmd::run(&files, output),
+    }
+}

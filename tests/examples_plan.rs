@@ -1,0 +1,137 @@
+//! The examples in deploy/examples are accepted and plan to the full architecture.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use stamp_operator::plan::{plan_bundle, ResourceKind};
+
+fn example_files() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_example_plans_and_covers_the_architecture() {
+    let bundle = stamp_operator::cli::load_manifests(&example_files()).unwrap();
+    assert_eq!(bundle.global_planes.len(), 1);
+    assert_eq!(bundle.stamps.len(), 2);
+    assert!(bundle.endpoint_sets.len() >= 2);
+    let plan = plan_bundle(&bundle);
+    assert!(plan.errors().is_empty(), "{:?}", plan.errors());
+
+    let (_, global) = &plan.global_planes[0];
+    let global_kinds: BTreeSet<ResourceKind> = global
+        .as_ref()
+        .unwrap()
+        .graph
+        .resources
+        .iter()
+        .map(|r| r.kind)
+        .collect();
+    for kind in [
+        ResourceKind::WafPolicy,
+        ResourceKind::FrontDoorProfile,
+        ResourceKind::FrontDoorEndpoint,
+        ResourceKind::FrontDoorOriginGroup,
+        ResourceKind::FrontDoorRoute,
+        ResourceKind::FrontDoorSecurityPolicy,
+        ResourceKind::VirtualNetwork,
+        ResourceKind::NetworkSecurityGroup,
+    ] {
+        assert!(
+            global_kinds.contains(&kind),
+            "GlobalPlane plan lacks {kind:?}"
+        );
+    }
+    for (name, stamp) in &plan.stamps {
+        let stamp = stamp.as_ref().unwrap();
+        let kinds: BTreeSet<ResourceKind> = stamp.graph.resources.iter().map(|r| r.kind).collect();
+        for kind in [
+            ResourceKind::VirtualNetwork,
+            ResourceKind::NetworkSecurityGroup,
+            ResourceKind::RouteTable,
+            ResourceKind::PublicIpAddress,
+            ResourceKind::FirewallPolicy,
+            ResourceKind::RuleCollectionGroup,
+            ResourceKind::AzureFirewall,
+            ResourceKind::PrivateLinkService,
+            ResourceKind::PrivateDnsZone,
+            ResourceKind::VirtualNetworkLink,
+            ResourceKind::FrontDoorOrigin,
+        ] {
+            assert!(kinds.contains(&kind), "{name} lacks {kind:?}");
+        }
+    }
+    for (name, set) in &plan.endpoint_sets {
+        let set = set.as_ref().unwrap();
+        let kinds: BTreeSet<ResourceKind> = set.graph.resources.iter().map(|r| r.kind).collect();
+        assert!(
+            kinds.contains(&ResourceKind::PrivateEndpoint)
+                && kinds.contains(&ResourceKind::PrivateDnsZoneGroup),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn plan_subcommand_prints_tables_and_json() {
+    let bin = env!("CARGO_BIN_EXE_stamp-operator");
+    let mut args = vec!["plan".to_string()];
+    for f in example_files() {
+        args.push("-f".into());
+        args.push(f.display().to_string());
+    }
+    let table = Command::new(bin).args(&args).output().unwrap();
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let text = String::from_utf8(table.stdout).unwrap();
+    for needle in [
+        "Stamp prod/weu-blue",
+        "AzureFirewallSubnet",
+        "Microsoft.Network/azureFirewalls",
+        "Microsoft.Cdn/profiles/originGroups/origins",
+        "privatelink.vaultcore.azure.net",
+    ] {
+        assert!(text.contains(needle), "table lacks {needle}");
+    }
+    args.extend(["-o".into(), "json".into()]);
+    let json = Command::new(bin).args(&args).output().unwrap();
+    assert!(json.status.success());
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["stamps"].as_array().unwrap().len(), 2);
+    let weu = value["stamps"].as_array().unwrap().iter().find(|s| s["name"] == "prod/weu-blue").unwrap();
+    assert_eq!(weu["firewallPrivateIp"], "10.10.8.132");
+    assert_eq!(weu["addressPlan"]["subnets"][2]["name"], "AzureFirewallSubnet");
+}
+
+#[test]
+fn plan_subcommand_fails_loudly_on_invalid_input() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_stamp-operator"))
+        .args(["plan", "-f"])
+        .arg(dir.join("deploy/examples/globalplane.yaml"))
+        .arg("-f")
+        .arg(dir.join("tests/invalid/stamp-firewall-subnet-too-small.yaml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("AzureFirewallSubnet must be /26 or larger"),
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is printed as a plan when the input is invalid"
+    );
+}

@@ -109,9 +109,17 @@ fn plan_subcommand_prints_tables_and_json() {
     assert!(json.status.success());
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(value["stamps"].as_array().unwrap().len(), 2);
-    let weu = value["stamps"].as_array().unwrap().iter().find(|s| s["name"] == "prod/weu-blue").unwrap();
+    let weu = value["stamps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "prod/weu-blue")
+        .unwrap();
     assert_eq!(weu["firewallPrivateIp"], "10.10.8.132");
-    assert_eq!(weu["addressPlan"]["subnets"][2]["name"], "AzureFirewallSubnet");
+    assert_eq!(
+        weu["addressPlan"]["subnets"][2]["name"],
+        "AzureFirewallSubnet"
+    );
 }
 
 #[test]

@@ -476,3 +476,228 @@ fn private_link_service_body(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::GlobalPlaneSpec;
+    use crate::plan::graph::Ownership;
+
+    const SUB: &str = "6f1c1b2e-3d4a-4b5c-8d9e-0a1b2c3d4e5f";
+
+    fn global() -> GlobalPlaneSpec {
+        serde_json::from_value(json!({ "subscriptionId": SUB, "resourceGroup": "rg-g", "location": "westeurope", "frontDoor": {} })).unwrap()
+    }
+
+    fn spec(pls: Value) -> StampSpec {
+        serde_json::from_value(json!({
+            "globalPlaneRef": { "name": "g" }, "region": "westeurope", "addressSpace": "10.10.0.0/20",
+            "ingress": { "privateLinkService": pls }
+        }))
+        .unwrap()
+    }
+
+    fn create_mode() -> StampSpec {
+        spec(
+            json!({ "mode": "Create", "frontendIpConfigurationId": format!("/subscriptions/{SUB}/resourceGroups/mc/providers/Microsoft.Network/loadBalancers/lb/frontendIPConfigurations/fe") }),
+        )
+    }
+
+    fn plan(spec: &StampSpec, zones: &[&str], seen: &StampObservations) -> StampPlan {
+        let g = global();
+        let zones: BTreeSet<String> = zones.iter().map(|z| z.to_string()).collect();
+        plan_stamp(
+            StampInput {
+                namespace: "ns",
+                name: "weu",
+                spec,
+            },
+            GlobalPlaneInput {
+                name: "g",
+                spec: &g,
+            },
+            &zones,
+            seen,
+        )
+        .unwrap()
+    }
+
+    fn by_kind(plan: &StampPlan, kind: ResourceKind) -> Vec<&DesiredResource> {
+        plan.graph
+            .resources
+            .iter()
+            .filter(|r| r.kind == kind)
+            .collect()
+    }
+
+    #[test]
+    fn app_subnet_routes_everything_to_the_predicted_firewall_ip() {
+        let p = plan(&create_mode(), &[], &StampObservations::default());
+        assert_eq!(p.firewall_private_ip.to_string(), "10.10.8.132");
+        let rt = by_kind(&p, ResourceKind::RouteTable)[0];
+        assert_eq!(
+            rt.body["properties"]["routes"][0]["properties"]["nextHopIpAddress"],
+            "10.10.8.132"
+        );
+        let vnet = by_kind(&p, ResourceKind::VirtualNetwork)[0];
+        let subnets = vnet.body["properties"]["subnets"].as_array().unwrap();
+        let app = subnets.iter().find(|s| s["name"] == "snet-app").unwrap();
+        assert_eq!(app["properties"]["routeTable"]["id"], json!(rt.id));
+        let fw = subnets
+            .iter()
+            .find(|s| s["name"] == "AzureFirewallSubnet")
+            .unwrap();
+        assert!(
+            fw["properties"].get("networkSecurityGroup").is_none(),
+            "Azure refuses an NSG on AzureFirewallSubnet"
+        );
+        assert!(fw["properties"].get("routeTable").is_none());
+        let pe = subnets
+            .iter()
+            .find(|s| s["name"] == "snet-private-endpoints")
+            .unwrap();
+        assert_eq!(
+            pe["properties"]["privateEndpointNetworkPolicies"],
+            "Enabled"
+        );
+        let ingress = subnets
+            .iter()
+            .find(|s| s["name"] == "snet-ingress")
+            .unwrap();
+        assert_eq!(
+            ingress["properties"]["privateLinkServiceNetworkPolicies"],
+            "Disabled"
+        );
+        assert!(subnets
+            .iter()
+            .filter(|s| s["name"] != "AzureFirewallSubnet")
+            .all(|s| s["properties"]["networkSecurityGroup"]["id"].is_string()));
+    }
+
+    #[test]
+    fn an_observed_firewall_ip_wins_over_the_prediction() {
+        let seen = StampObservations {
+            firewall_private_ip: Some("10.10.8.140".parse().unwrap()),
+        };
+        let p = plan(&create_mode(), &[], &seen);
+        let rt = by_kind(&p, ResourceKind::RouteTable)[0];
+        assert_eq!(
+            rt.body["properties"]["routes"][0]["properties"]["nextHopIpAddress"],
+            "10.10.8.140"
+        );
+    }
+
+    #[test]
+    fn the_firewall_waits_for_its_rules_and_rule_groups_are_serialised() {
+        let mut s = create_mode();
+        s.egress.allow = vec![crate::api::FqdnAllowRule {
+            name: "gh".into(),
+            fqdns: vec!["github.com".into()],
+            protocol: Default::default(),
+            port: None,
+        }];
+        let p = plan(&s, &[], &StampObservations::default());
+        let rcgs = by_kind(&p, ResourceKind::RuleCollectionGroup);
+        assert_eq!(rcgs.len(), 2);
+        assert!(
+            rcgs[1].depends_on.contains(&rcgs[0].id),
+            "second group waits for the first"
+        );
+        let fw = by_kind(&p, ResourceKind::AzureFirewall)[0];
+        assert!(fw.depends_on.contains(&rcgs[1].id));
+        assert!(fw.depends_on.contains(&p.virtual_network));
+    }
+
+    #[test]
+    fn adopt_mode_observes_the_pls_and_create_mode_writes_it() {
+        let adopt = spec(
+            json!({ "mode": "Adopt", "resourceId": format!("/subscriptions/{SUB}/resourceGroups/mc/providers/Microsoft.Network/privateLinkServices/aks-pls") }),
+        );
+        let p = plan(&adopt, &[], &StampObservations::default());
+        let pls = by_kind(&p, ResourceKind::PrivateLinkService)[0];
+        assert_eq!(pls.ownership, Ownership::Observed);
+        assert_eq!(pls.id.name(), "aks-pls");
+        let p = plan(&create_mode(), &[], &StampObservations::default());
+        let pls = by_kind(&p, ResourceKind::PrivateLinkService)[0];
+        assert_eq!(pls.ownership, Ownership::Managed);
+        assert_eq!(
+            pls.body["properties"]["autoApproval"]["subscriptions"],
+            json!([])
+        );
+    }
+
+    #[test]
+    fn the_origin_targets_the_pls_with_the_expected_request_message() {
+        let p = plan(&create_mode(), &[], &StampObservations::default());
+        let origin = by_kind(&p, ResourceKind::FrontDoorOrigin)[0];
+        let link = &origin.body["properties"]["sharedPrivateLinkResource"];
+        assert_eq!(link["privateLink"]["id"], json!(p.private_link_service));
+        assert_eq!(link["requestMessage"], json!(p.request_message));
+        assert_eq!(link["privateLinkLocation"], "westeurope");
+        assert_eq!(origin.body["properties"]["hostName"], "10.10.8.196");
+        assert!(p
+            .graph
+            .requires
+            .iter()
+            .any(|r| r.as_str().ends_with("/originGroups/stamps")));
+    }
+
+    #[test]
+    fn zones_are_created_and_linked_per_stamp() {
+        let p = plan(
+            &create_mode(),
+            &["privatelink.vaultcore.azure.net", "privatelink.azurecr.io"],
+            &StampObservations::default(),
+        );
+        assert_eq!(by_kind(&p, ResourceKind::PrivateDnsZone).len(), 2);
+        let links = by_kind(&p, ResourceKind::VirtualNetworkLink);
+        assert_eq!(links.len(), 2);
+        assert!(links
+            .iter()
+            .all(|l| l.body["properties"]["virtualNetwork"]["id"] == json!(p.virtual_network)));
+    }
+
+    #[test]
+    fn vnet_writes_are_locked_by_the_vnet() {
+        let p = plan(&create_mode(), &[], &StampObservations::default());
+        let vnet = by_kind(&p, ResourceKind::VirtualNetwork)[0];
+        assert_eq!(vnet.lock.as_ref(), Some(&p.virtual_network));
+    }
+
+    #[test]
+    fn an_existing_resource_group_is_observed_not_owned() {
+        let mut s = create_mode();
+        s.resource_group = Some("rg-existing".into());
+        let p = plan(&s, &[], &StampObservations::default());
+        assert!(!p.owns_resource_group);
+        assert_eq!(
+            by_kind(&p, ResourceKind::ResourceGroup)[0].ownership,
+            Ownership::Observed
+        );
+        assert!(p
+            .virtual_network
+            .as_str()
+            .contains("/resourceGroups/rg-existing/"));
+    }
+
+    #[test]
+    fn a_stamp_of_another_global_plane_is_refused() {
+        let g = global();
+        let s = create_mode();
+        let err = plan_stamp(
+            StampInput {
+                namespace: "ns",
+                name: "weu",
+                spec: &s,
+            },
+            GlobalPlaneInput {
+                name: "other",
+                spec: &g,
+            },
+            &BTreeSet::new(),
+            &StampObservations::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "spec.globalPlaneRef.name");
+    }
+}

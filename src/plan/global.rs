@@ -500,3 +500,129 @@ fn operations_network(
         resources,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::nsg::Direction;
+
+    fn spec(extra: Value) -> GlobalPlaneSpec {
+        let mut base = json!({
+            "subscriptionId": "6f1c1b2e-3d4a-4b5c-8d9e-0a1b2c3d4e5f", "resourceGroup": "rg-g", "location": "westeurope",
+            "frontDoor": { "routes": [{ "name": "web" }, { "name": "api", "patterns": ["/api/*"] }] },
+            "operationsNetworks": [{ "region": "westeurope", "addressSpace": "10.100.0.0/24" }]
+        });
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn plan(spec: &GlobalPlaneSpec) -> GlobalPlanePlan {
+        plan_global_plane(GlobalPlaneInput { name: "prod", spec }, &BTreeMap::new()).unwrap()
+    }
+
+    fn body(plan: &GlobalPlanePlan, kind: ResourceKind) -> Vec<&DesiredResource> {
+        plan.graph
+            .resources
+            .iter()
+            .filter(|r| r.kind == kind)
+            .collect()
+    }
+
+    #[test]
+    fn waf_defaults_match_the_design() {
+        let p = plan(&spec(json!({})));
+        let waf = &body(&p, ResourceKind::WafPolicy)[0].body;
+        assert_eq!(waf["sku"]["name"], "Premium_AzureFrontDoor");
+        assert_eq!(waf["properties"]["policySettings"]["mode"], "Prevention");
+        let sets = &waf["properties"]["managedRules"]["managedRuleSets"];
+        assert_eq!(sets[0]["ruleSetType"], "Microsoft_DefaultRuleSet");
+        assert_eq!(sets[0]["ruleSetVersion"], "2.1");
+        assert_eq!(sets[1]["ruleSetType"], "Microsoft_BotManagerRuleSet");
+        assert_eq!(sets[1]["ruleSetVersion"], "1.0");
+        let og = &body(&p, ResourceKind::FrontDoorOriginGroup)[0].body["properties"]
+            ["healthProbeSettings"];
+        assert_eq!(og["probeRequestType"], "HEAD");
+        assert_eq!(og["probeIntervalInSeconds"], 30);
+    }
+
+    #[test]
+    fn routes_are_written_one_after_another_behind_the_waf() {
+        let p = plan(&spec(json!({})));
+        let routes = body(&p, ResourceKind::FrontDoorRoute);
+        assert_eq!(routes.len(), 2);
+        assert!(routes[1].depends_on.contains(&routes[0].id));
+        assert!(
+            routes[0].depends_on.contains(&p.ids.security_policy),
+            "no route serves traffic before the WAF is bound"
+        );
+        let sp =
+            &body(&p, ResourceKind::FrontDoorSecurityPolicy)[0].body["properties"]["parameters"];
+        assert_eq!(sp["wafPolicy"]["id"], json!(p.ids.waf_policy));
+        assert_eq!(
+            sp["associations"][0]["domains"][0]["id"],
+            json!(p.ids.endpoint)
+        );
+    }
+
+    #[test]
+    fn geo_filter_blocks_everything_but_the_allowed_countries() {
+        let p = plan(&spec(
+            json!({ "frontDoor": { "waf": { "customRules": { "geoFilter": { "allowedCountries": ["DE", "NL"] } } } } }),
+        ));
+        let rules =
+            &body(&p, ResourceKind::WafPolicy)[0].body["properties"]["customRules"]["rules"];
+        assert_eq!(rules[0]["matchConditions"][0]["operator"], "GeoMatch");
+        assert_eq!(rules[0]["matchConditions"][0]["negateCondition"], true);
+        assert_eq!(rules[0]["action"], "Block");
+    }
+
+    #[test]
+    fn operations_network_has_bastion_and_locked_down_jump_boxes() {
+        let p = plan(&spec(json!({})));
+        let ops = &p.operations_networks[0];
+        let bastion = ops.address.subnet(SubnetRole::Bastion).unwrap();
+        assert!(bastion.cidr.prefix_len() <= 26);
+        let jump = rules_for(SubnetRole::JumpBoxes, &ops.address).unwrap();
+        let inbound_allows: Vec<_> = jump
+            .iter()
+            .filter(|r| r.allow && r.direction == Direction::Inbound)
+            .collect();
+        assert_eq!(inbound_allows.len(), 1);
+        assert_eq!(inbound_allows[0].source, bastion.cidr.to_string());
+        assert_eq!(inbound_allows[0].ports, vec!["22"]);
+        let vnet = body(&p, ResourceKind::VirtualNetwork)[0];
+        let subnets = vnet.body["properties"]["subnets"].as_array().unwrap();
+        assert!(subnets.iter().any(|s| s["name"] == "AzureBastionSubnet"
+            && s["properties"]["networkSecurityGroup"]["id"].is_string()));
+    }
+
+    #[test]
+    fn external_dns_creates_no_zones() {
+        let ext = spec(
+            json!({ "privateDns": { "mode": "External", "externalResourceGroupId": "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-dns" } }),
+        );
+        let zones: BTreeMap<String, BTreeSet<String>> = [(
+            "westeurope".to_string(),
+            ["privatelink.vaultcore.azure.net".to_string()].into(),
+        )]
+        .into();
+        let p = plan_global_plane(
+            GlobalPlaneInput {
+                name: "prod",
+                spec: &ext,
+            },
+            &zones,
+        )
+        .unwrap();
+        assert!(body(&p, ResourceKind::PrivateDnsZone).is_empty());
+        let home = zone_home(&ext, &p.operations_networks[0].resource_group).unwrap();
+        assert!(home
+            .zone_id("privatelink.vaultcore.azure.net")
+            .as_str()
+            .starts_with(
+                "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-dns/"
+            ));
+    }
+}

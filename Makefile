@@ -1,7 +1,7 @@
 # stamp-operator — the two commands a new user needs:
 #   make demo   plan the example environment offline (GlobalPlane, two stamps, private endpoints)
 #   make test   every test: formatting, lints, unit, property, corpus and CLI tests
-.PHONY: demo test build fmt fmt-check clippy crds
+.PHONY: demo test build fmt fmt-check clippy crds controlplane
 
 CARGO ?= cargo
 
@@ -34,3 +34,7 @@ clippy:
 # Regenerate crds/ after changing src/api (a test fails while they differ).
 crds: build
 	./target/debug/stamp-operator crd --out-dir crds
+
+# Pinned kube-apiserver, kubectl and etcd built from the Go module proxy (cached in target/).
+controlplane:
+	tests/controlplane/build.sh

@@ -75,13 +75,13 @@ impl ArmId {
     /// A resource group answers `Microsoft.Resources/resourceGroups`.
     pub fn resource_type(&self) -> String {
         let parts: Vec<&str> = self.0.split('/').collect();
-        if parts.len() <= 5 {
+        let Some(namespace) = parts.get(6) else {
             return "Microsoft.Resources/resourceGroups".into();
-        }
-        let mut out = parts[6].to_string();
-        for pair in parts[7..].chunks(2) {
+        };
+        let mut out = namespace.to_string();
+        for type_segment in parts.iter().skip(7).step_by(2) {
             out.push('/');
-            out.push_str(pair[0]);
+            out.push_str(type_segment);
         }
         out
     }

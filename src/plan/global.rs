@@ -523,11 +523,7 @@ mod tests {
     }
 
     fn body(plan: &GlobalPlanePlan, kind: ResourceKind) -> Vec<&DesiredResource> {
-        plan.graph
-            .resources
-            .iter()
-            .filter(|r| r.kind == kind)
-            .collect()
+        plan.graph.of_kind(kind).collect()
     }
 
     #[test]

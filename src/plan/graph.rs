@@ -272,6 +272,11 @@ impl DesiredGraph {
         Ok(graph)
     }
 
+    /// The resources of one kind, in apply order.
+    pub fn of_kind(&self, kind: ResourceKind) -> impl Iterator<Item = &DesiredResource> {
+        self.resources.iter().filter(move |r| r.kind == kind)
+    }
+
     /// The resource with `id`.
     pub fn get(&self, id: &ArmId) -> Option<&DesiredResource> {
         self.resources.iter().find(|r| &r.id == id)

@@ -1,6 +1,7 @@
 # stamp-operator — the two commands a new user needs:
 #   make demo   plan the example environment offline (GlobalPlane, two stamps, private endpoints)
-#   make test   every test: formatting, lints, unit, property, corpus and CLI tests
+#   make test   every test: formatting, lints, unit, property, corpus, CLI and end-to-end tests
+#               (builds the pinned kube-apiserver/etcd first; cached after the first run)
 .PHONY: demo test build fmt fmt-check clippy crds controlplane
 
 CARGO ?= cargo
@@ -19,7 +20,7 @@ demo: build
 	@echo "== An invalid manifest is refused before anything is planned:"
 	@! ./target/debug/stamp-operator plan -f deploy/examples/globalplane.yaml -f tests/invalid/stamp-firewall-subnet-too-small.yaml
 
-test: fmt-check clippy
+test: fmt-check clippy controlplane
 	$(CARGO) test --locked
 
 fmt:

@@ -104,7 +104,7 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Manifest>, ManifestError> {
                 &doc,
                 vec![AdmissionError {
                     path: "metadata.name".into(),
-                    message: "a lowercase RFC 1123 subdomain is required".into(),
+                    message: "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'".into(),
                 }],
             ));
         }

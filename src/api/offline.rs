@@ -128,7 +128,7 @@ fn check_value(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Admis
                 errors,
                 path,
                 format!(
-                    "Unsupported value {value}: supported values: {}",
+                    "Unsupported value: {value}: supported values: {}",
                     list.join(", ")
                 ),
             );
@@ -165,7 +165,7 @@ fn check_value(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Admis
             }
             if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
                 if (items.len() as u64) < min {
-                    push(errors, path, format!("must have at least {min} items"));
+                    push(errors, path, format!("should have at least {min} items"));
                 }
             }
             if let Some(item_schema) = schema.get("items") {

@@ -9,16 +9,21 @@ bin="$root/target/controlplane/bin"
 stamp="$bin/.inputs"
 mkdir -p "$bin"
 
-inputs="$(cat "$here/kube/go.mod" "$here/kube/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum" | sha256sum | cut -d' ' -f1)"
+inputs="$(cat "$0" "$here/kube/go.mod" "$here/kube/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum" | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ] \
   && [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/etcd" ]; then
   echo "control plane up to date in $bin"
   exit 0
 fi
 
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
-(cd "$here/kube" && go build -trimpath -o "$bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
-(cd "$here/kube" && go build -trimpath -o "$bin/kubectl" k8s.io/kubernetes/cmd/kubectl)
+export CGO_ENABLED=0 GOFLAGS=-mod=readonly
+# Without these the binaries report v0.0.0 and kubectl warns about version skew.
+kube_version="$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$here/kube/go.mod")"
+minor="$(echo "$kube_version" | cut -d. -f2)"
+pkg=k8s.io/component-base/version
+ldflags="-X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+(cd "$here/kube" && go build -trimpath -ldflags "$ldflags" -o "$bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+(cd "$here/kube" && go build -trimpath -ldflags "$ldflags" -o "$bin/kubectl" k8s.io/kubernetes/cmd/kubectl)
 (cd "$here/etcd" && go build -trimpath -o "$bin/etcd" go.etcd.io/etcd/server/v3)
 echo "$inputs" > "$stamp"
 "$bin/kube-apiserver" --version

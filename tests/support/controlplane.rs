@@ -1,0 +1,90 @@
+//! A real kube-apiserver + etcd for tests, started by `tests/controlplane/start.sh` from the
+//! binaries `tests/controlplane/build.sh` pinned and built. Never a fake: if the binaries are
+//! missing the test fails and says how to build them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running control plane; dropping it stops etcd and the API server (by PID, via the script).
+pub struct ControlPlane {
+    script: Child,
+    state: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts a fresh control plane and waits until `/readyz` answers.
+    pub fn start() -> ControlPlane {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let bin = root.join("target/controlplane/bin");
+        assert!(
+            bin.join("kube-apiserver").exists() && bin.join("etcd").exists() && bin.join("kubectl").exists(),
+            "the test control plane is not built: run `make controlplane` (tests/controlplane/build.sh)"
+        );
+        let state = tempfile::Builder::new()
+            .prefix("stamp-cp")
+            .tempdir()
+            .expect("temporary directory");
+        let script = Command::new(root.join("tests/controlplane/start.sh"))
+            .arg(state.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tests/controlplane/start.sh");
+        let mut cp = ControlPlane { script, state, bin };
+        let deadline = Instant::now() + Duration::from_secs(150);
+        while !cp.state.path().join("ready").exists() {
+            if let Ok(Some(status)) = cp.script.try_wait() {
+                panic!(
+                    "control plane exited during startup ({status}); logs in {}",
+                    cp.state.path().display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "control plane not ready in time; logs in {}",
+                cp.state.path().display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        cp
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.state.path().join("kubeconfig")
+    }
+
+    /// Runs the pinned kubectl as admin.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(self.bin.join("kubectl"))
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// Runs kubectl and insists on success; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // SIGTERM lets the script's trap stop etcd and the API server by PID.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.script.id().to_string())
+            .status();
+        let _ = self.script.wait();
+    }
+}

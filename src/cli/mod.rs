@@ -26,6 +26,18 @@ pub enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Run the Azure Resource Manager emulator (for tests, the demo and benchmarks).
+    Emulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Scale of the realistic latency profile (1.0 = Azure's real durations, 0 = instant).
+        #[arg(long, default_value_t = 0.0)]
+        latency_factor: f64,
+        /// Accept only `Authorization: Bearer <token>` (any bearer token when omitted).
+        #[arg(long, env = "EMULATOR_TOKEN")]
+        token: Option<String>,
+    },
     /// Plan manifests offline: the address plan and the ordered Azure resources, no cluster, no Azure.
     Plan {
         /// Manifest files (multi-document YAML); `-` reads standard input.
@@ -92,5 +104,35 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Plan { files, output } => plan_cmd::run(&files, output),
+        Command::Emulator {
+            listen,
+            latency_factor,
+            token,
+        } => run_emulator(listen, latency_factor, token),
     }
+}
+
+fn run_emulator(
+    listen: std::net::SocketAddr,
+    latency_factor: f64,
+    token: Option<String>,
+) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| CliError::Output(e.to_string()))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| CliError::Output(format!("cannot listen on {listen}: {e}")))?;
+        let config = crate::emulator::EmulatorConfig {
+            latency: crate::emulator::LatencyProfile::realistic(latency_factor),
+            token,
+            ..Default::default()
+        };
+        eprintln!("ARM emulator listening on http://{listen} (latency factor {latency_factor})");
+        crate::emulator::serve(
+            listener,
+            std::sync::Arc::new(std::sync::Mutex::new(crate::emulator::World::new(config))),
+        )
+        .await;
+        Ok(())
+    })
 }

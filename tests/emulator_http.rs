@@ -1,0 +1,826 @@
+//! The ARM emulator, pinned by plain HTTP requests: ARM's status codes, headers, long-running
+//! operations, throttling, conflicts, Azure's network rules, private link and private DNS,
+//! fault injection and the test endpoints.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use stamp_operator::emulator::{
+    BucketLimit, EmulatorConfig, FaultAction, FaultRule, LatencyProfile, RunningEmulator,
+    ThrottleLimits,
+};
+
+const SUB: &str = "/subscriptions/11111111-1111-1111-1111-111111111111";
+const NET: &str = "2024-05-01";
+
+struct Arm {
+    emulator: RunningEmulator,
+    http: reqwest::Client,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    }
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+impl Arm {
+    async fn start(config: EmulatorConfig) -> Arm {
+        Arm {
+            emulator: RunningEmulator::start(config).await.unwrap(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = self
+            .http
+            .request(method, url)
+            .header("Authorization", "Bearer test");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
+    fn url(&self, id: &str, api: &str) -> String {
+        format!("{}{id}?api-version={api}", self.emulator.url())
+    }
+
+    async fn put(&self, id: &str, api: &str, body: Value) -> Answer {
+        self.call(Method::PUT, &self.url(id, api), Some(body), &[])
+            .await
+    }
+
+    async fn get(&self, id: &str, api: &str) -> Answer {
+        self.call(Method::GET, &self.url(id, api), None, &[]).await
+    }
+
+    async fn delete(&self, id: &str, api: &str) -> Answer {
+        self.call(Method::DELETE, &self.url(id, api), None, &[])
+            .await
+    }
+
+    /// Follows `Azure-AsyncOperation` until it is no longer InProgress.
+    async fn wait(&self, answer: &Answer) -> Value {
+        let url = answer
+            .header("azure-asyncoperation")
+            .expect("Azure-AsyncOperation header");
+        for _ in 0..200 {
+            let poll = self.call(Method::GET, &url, None, &[]).await;
+            assert_eq!(poll.status, StatusCode::OK);
+            if poll.body["status"] != "InProgress" {
+                return poll.body;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("operation never finished");
+    }
+
+    async fn put_done(&self, id: &str, api: &str, body: Value) -> Answer {
+        let answer = self.put(id, api, body).await;
+        assert!(
+            answer.status.is_success(),
+            "PUT {id}: {} {}",
+            answer.status,
+            answer.body
+        );
+        if answer.header("azure-asyncoperation").is_some() {
+            assert_eq!(self.wait(&answer).await["status"], "Succeeded");
+        }
+        answer
+    }
+}
+
+fn rg(name: &str) -> String {
+    format!("{SUB}/resourceGroups/{name}")
+}
+
+fn vnet_id(name: &str) -> String {
+    format!(
+        "{}/providers/Microsoft.Network/virtualNetworks/{name}",
+        rg("rg")
+    )
+}
+
+fn subnet(name: &str, prefix: &str) -> Value {
+    json!({ "name": name, "properties": { "addressPrefix": prefix } })
+}
+
+async fn with_group(config: EmulatorConfig) -> Arm {
+    let arm = Arm::start(config).await;
+    arm.put_done(&rg("rg"), "2024-03-01", json!({ "location": "westeurope" }))
+        .await;
+    arm
+}
+
+fn slow() -> EmulatorConfig {
+    EmulatorConfig {
+        latency: LatencyProfile::realistic(0.05),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn put_is_a_long_running_operation_then_get_succeeds() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let id = vnet_id("v1");
+    let created = arm.put(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] }, "subnets": [subnet("a", "10.0.1.0/24")] } })).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.body["properties"]["provisioningState"], "Updating");
+    assert!(created.header("retry-after").is_some());
+    for header in [
+        "x-ms-request-id",
+        "x-ms-correlation-request-id",
+        "x-ms-ratelimit-remaining-subscription-writes",
+    ] {
+        assert!(created.header(header).is_some(), "{header}");
+    }
+    assert_eq!(arm.wait(&created).await["status"], "Succeeded");
+    let got = arm.get(&id, NET).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(
+        got.body["properties"]["subnets"][0]["id"],
+        format!("{id}/subnets/a")
+    );
+    assert!(got.header("etag").is_some());
+    let again = arm.put(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] } } })).await;
+    assert_eq!(again.status, StatusCode::OK, "a second PUT updates");
+}
+
+#[tokio::test]
+async fn missing_things_answer_like_arm() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let missing = arm.get(&vnet_id("nope"), NET).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.code(), "ResourceNotFound");
+    let no_group = arm
+        .get(
+            &format!(
+                "{}/providers/Microsoft.Network/virtualNetworks/v",
+                rg("ghost")
+            ),
+            NET,
+        )
+        .await;
+    assert_eq!(no_group.code(), "ResourceGroupNotFound");
+    let no_parent = arm
+        .put(
+            &format!("{}/subnets/s", vnet_id("nope")),
+            NET,
+            json!({ "properties": { "addressPrefix": "10.0.0.0/24" } }),
+        )
+        .await;
+    assert_eq!(no_parent.code(), "ParentResourceNotFound");
+    let no_version = arm
+        .call(
+            Method::GET,
+            &format!("{}{}", arm.emulator.url(), vnet_id("v")),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(no_version.code(), "MissingApiVersionParameter");
+    let gone = arm.delete(&vnet_id("nope"), NET).await;
+    assert_eq!(
+        gone.status,
+        StatusCode::NO_CONTENT,
+        "deleting what is not there is a no-op"
+    );
+    let unauthenticated = arm
+        .http
+        .get(arm.url(&vnet_id("v"), NET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_configured_token_is_enforced() {
+    let arm = Arm::start(EmulatorConfig {
+        token: Some("secret".into()),
+        ..Default::default()
+    })
+    .await;
+    let wrong = arm.get(&rg("rg"), "2024-03-01").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.code(), "InvalidAuthenticationToken");
+    let right = arm
+        .http
+        .get(arm.url(&rg("rg"), "2024-03-01"))
+        .bearer_auth("secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn etag_mismatch_is_412() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let id = format!(
+        "{}/providers/Microsoft.Network/networkSecurityGroups/n",
+        rg("rg")
+    );
+    arm.put_done(&id, NET, json!({ "location": "westeurope" }))
+        .await;
+    let etag = arm.get(&id, NET).await.header("etag").unwrap();
+    let stale = arm
+        .call(
+            Method::PUT,
+            &arm.url(&id, NET),
+            Some(json!({ "location": "westeurope" })),
+            &[("If-Match", "W/\"stale\"")],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    let fresh = arm
+        .call(
+            Method::PUT,
+            &arm.url(&id, NET),
+            Some(json!({ "location": "westeurope" })),
+            &[("If-Match", &etag)],
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn reads_beyond_the_bucket_are_throttled_with_retry_after() {
+    let limits = ThrottleLimits {
+        reads: BucketLimit {
+            capacity: 5.0,
+            refill_per_second: 0.5,
+        },
+        ..ThrottleLimits::default()
+    };
+    let arm = Arm::start(EmulatorConfig {
+        throttle: limits,
+        ..Default::default()
+    })
+    .await;
+    let mut remaining = Vec::new();
+    for _ in 0..5 {
+        let a = arm.get(&rg("rg"), "2024-03-01").await;
+        remaining.push(
+            a.header("x-ms-ratelimit-remaining-subscription-reads")
+                .unwrap()
+                .parse::<u32>()
+                .unwrap(),
+        );
+    }
+    assert_eq!(remaining, vec![4, 3, 2, 1, 0]);
+    let throttled = arm.get(&rg("rg"), "2024-03-01").await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.code(), "SubscriptionRequestsThrottled");
+    assert_eq!(throttled.header("retry-after").as_deref(), Some("2"));
+    // Writes have their own bucket.
+    assert_eq!(
+        arm.put(&rg("rg"), "2024-03-01", json!({ "location": "westeurope" }))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(arm.emulator.stats().throttled, 1);
+}
+
+#[tokio::test]
+async fn concurrent_writes_to_one_vnet_conflict() {
+    let arm = with_group(slow()).await;
+    let id = vnet_id("v");
+    let first = arm.put(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] } } })).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let subnet_write = arm
+        .put(
+            &format!("{id}/subnets/a"),
+            NET,
+            json!({ "properties": { "addressPrefix": "10.0.1.0/24" } }),
+        )
+        .await;
+    assert_eq!(subnet_write.status, StatusCode::CONFLICT);
+    assert_eq!(subnet_write.code(), "AnotherOperationInProgress");
+    arm.wait(&first).await;
+    assert!(arm
+        .put(
+            &format!("{id}/subnets/a"),
+            NET,
+            json!({ "properties": { "addressPrefix": "10.0.1.0/24" } })
+        )
+        .await
+        .status
+        .is_success());
+}
+
+#[tokio::test]
+async fn azure_subnet_rules_are_enforced() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let space = json!({ "addressPrefixes": ["10.0.0.0/16"] });
+    let cases = [
+        (
+            vec![subnet("AzureFirewallSubnet", "10.0.0.0/27")],
+            "SubnetPrefixTooSmall",
+        ),
+        (
+            vec![subnet("AzureBastionSubnet", "10.0.0.0/27")],
+            "SubnetPrefixTooSmall",
+        ),
+        (vec![subnet("a", "10.0.0.1/24")], "InvalidCIDRNotation"),
+        (vec![subnet("a", "10.9.0.0/24")], "NetcfgInvalidSubnet"),
+        (
+            vec![subnet("a", "10.0.0.0/24"), subnet("b", "10.0.0.128/25")],
+            "NetcfgSubnetRangesOverlap",
+        ),
+    ];
+    for (subnets, code) in cases {
+        let answer = arm.put(&vnet_id("bad"), NET, json!({ "location": "westeurope", "properties": { "addressSpace": space, "subnets": subnets } })).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{code}");
+        assert_eq!(answer.code(), code, "{}", answer.body);
+    }
+    // No NSG on AzureFirewallSubnet; a Bastion NSG must carry Bastion's rules.
+    let nsg = format!(
+        "{}/providers/Microsoft.Network/networkSecurityGroups/plain",
+        rg("rg")
+    );
+    arm.put_done(
+        &nsg,
+        NET,
+        json!({ "location": "westeurope", "properties": { "securityRules": [] } }),
+    )
+    .await;
+    let with_nsg = |name: &str| json!({ "name": name, "properties": { "addressPrefix": "10.0.0.0/26", "networkSecurityGroup": { "id": nsg } } });
+    let fw = arm.put(&vnet_id("bad"), NET, json!({ "location": "westeurope", "properties": { "addressSpace": space, "subnets": [with_nsg("AzureFirewallSubnet")] } })).await;
+    assert_eq!(fw.code(), "NsgNotAllowedOnAzureFirewallSubnet");
+    let bastion = arm.put(&vnet_id("bad"), NET, json!({ "location": "westeurope", "properties": { "addressSpace": space, "subnets": [with_nsg("AzureBastionSubnet")] } })).await;
+    assert_eq!(
+        bastion.code(),
+        "NetworkSecurityGroupNotCompliantForAzureBastionSubnet"
+    );
+    let dangling = json!({ "name": "a", "properties": { "addressPrefix": "10.0.0.0/24", "routeTable": { "id": format!("{}/providers/Microsoft.Network/routeTables/ghost", rg("rg")) } } });
+    let answer = arm.put(&vnet_id("bad"), NET, json!({ "location": "westeurope", "properties": { "addressSpace": space, "subnets": [dangling] } })).await;
+    assert_eq!(answer.code(), "InvalidResourceReference");
+    assert!(
+        arm.get(&vnet_id("bad"), NET).await.status == StatusCode::NOT_FOUND,
+        "refused writes change nothing"
+    );
+}
+
+#[tokio::test]
+async fn omitted_subnets_are_kept_or_deleted_by_api_version() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let id = vnet_id("v");
+    let space = json!({ "addressPrefixes": ["10.0.0.0/16"] });
+    arm.put_done(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": space, "subnets": [subnet("a", "10.0.1.0/24")] } })).await;
+    arm.put_done(
+        &id,
+        NET,
+        json!({ "location": "westeurope", "properties": { "addressSpace": space } }),
+    )
+    .await;
+    assert_eq!(
+        arm.get(&id, NET).await.body["properties"]["subnets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "2024-05-01 keeps omitted subnets"
+    );
+    arm.put_done(
+        &id,
+        "2023-05-01",
+        json!({ "location": "westeurope", "properties": { "addressSpace": space } }),
+    )
+    .await;
+    assert_eq!(
+        arm.get(&id, NET).await.body["properties"]["subnets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "older api-versions delete them"
+    );
+    arm.put_done(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": space, "subnets": [subnet("a", "10.0.1.0/24")] } })).await;
+    arm.put_done(
+        &id,
+        NET,
+        json!({ "location": "westeurope", "properties": { "addressSpace": space, "subnets": [] } }),
+    )
+    .await;
+    assert_eq!(
+        arm.get(&id, NET).await.body["properties"]["subnets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "an explicit [] deletes them"
+    );
+}
+
+#[tokio::test]
+async fn a_subnet_put_replaces_the_whole_subnet() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let nsg = format!(
+        "{}/providers/Microsoft.Network/networkSecurityGroups/n",
+        rg("rg")
+    );
+    arm.put_done(&nsg, NET, json!({ "location": "westeurope" }))
+        .await;
+    let id = vnet_id("v");
+    let attached = json!({ "name": "a", "properties": { "addressPrefix": "10.0.1.0/24", "networkSecurityGroup": { "id": nsg } } });
+    arm.put_done(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] }, "subnets": [attached] } })).await;
+    arm.put_done(
+        &format!("{id}/subnets/a"),
+        NET,
+        json!({ "properties": { "addressPrefix": "10.0.1.0/24" } }),
+    )
+    .await;
+    let got = arm.get(&format!("{id}/subnets/a"), NET).await;
+    assert!(
+        got.body["properties"].get("networkSecurityGroup").is_none(),
+        "omitting the NSG detaches it: {}",
+        got.body
+    );
+}
+
+/// A stamp-like network: VNet with PE and PLS subnets, a seeded Key Vault and AKS load balancer.
+async fn network_with_targets(arm: &Arm) -> (String, String, String) {
+    let id = vnet_id("v");
+    let subnets = json!([
+        { "name": "pe", "properties": { "addressPrefix": "10.0.1.0/27", "privateEndpointNetworkPolicies": "Enabled" } },
+        { "name": "ingress", "properties": { "addressPrefix": "10.0.2.0/28", "privateLinkServiceNetworkPolicies": "Disabled" } },
+    ]);
+    arm.put_done(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] }, "subnets": subnets } })).await;
+    let vault = format!("{}/providers/Microsoft.KeyVault/vaults/kv1", rg("rg"));
+    arm.put_done(
+        &vault,
+        "2023-07-01",
+        json!({ "location": "westeurope", "properties": {} }),
+    )
+    .await;
+    let lb = format!(
+        "{}/providers/Microsoft.Network/loadBalancers/kubernetes-internal",
+        rg("rg")
+    );
+    arm.put_done(&lb, NET, json!({ "location": "westeurope", "properties": { "frontendIPConfigurations": [{ "name": "fe", "properties": { "privateIPAddress": "10.0.2.4", "subnet": { "id": format!("{id}/subnets/ingress") } } }] } })).await;
+    (id, vault, format!("{lb}/frontendIPConfigurations/fe"))
+}
+
+#[tokio::test]
+async fn private_endpoints_get_ips_from_the_subnet_and_dns_records() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let (vnet, vault, _) = network_with_targets(&arm).await;
+    let zone = format!(
+        "{}/providers/Microsoft.Network/privateDnsZones/privatelink.vaultcore.azure.net",
+        rg("rg")
+    );
+    let accepted = arm
+        .put(&zone, "2024-06-01", json!({ "location": "global" }))
+        .await;
+    assert_eq!(
+        accepted.status,
+        StatusCode::ACCEPTED,
+        "private DNS answers 202"
+    );
+    let location = accepted.header("location").unwrap();
+    let mut polled = arm.call(Method::GET, &location, None, &[]).await;
+    for _ in 0..50 {
+        if polled.status != StatusCode::ACCEPTED {
+            break;
+        }
+        polled = arm.call(Method::GET, &location, None, &[]).await;
+    }
+    assert_eq!(polled.status, StatusCode::OK);
+    let pe = format!(
+        "{}/providers/Microsoft.Network/privateEndpoints/pe-kv",
+        rg("rg")
+    );
+    let body = json!({ "location": "westeurope", "properties": { "subnet": { "id": format!("{vnet}/subnets/pe") }, "privateLinkServiceConnections": [{ "name": "kv", "properties": { "privateLinkServiceId": vault, "groupIds": ["vault"] } }] } });
+    arm.put_done(&pe, NET, body).await;
+    let got = arm.get(&pe, NET).await.body;
+    assert_eq!(
+        got["properties"]["customDnsConfigs"][0]["ipAddresses"][0], "10.0.1.4",
+        "first usable address after Azure's reserved ones"
+    );
+    assert_eq!(
+        got["properties"]["privateLinkServiceConnections"][0]["properties"]
+            ["privateLinkServiceConnectionState"]["status"],
+        "Approved"
+    );
+    arm.put_done(&format!("{pe}/privateDnsZoneGroups/default"), NET, json!({ "properties": { "privateDnsZoneConfigs": [{ "name": "kv", "properties": { "privateDnsZoneId": zone } }] } })).await;
+    let record = arm.get(&format!("{zone}/A/kv1"), "2024-06-01").await;
+    assert_eq!(record.status, StatusCode::OK);
+    assert_eq!(
+        record.body["properties"]["aRecords"][0]["ipv4Address"],
+        "10.0.1.4"
+    );
+    // The subnet is in use now.
+    let refused = arm.delete(&format!("{vnet}/subnets/pe"), NET).await;
+    assert_eq!(refused.code(), "InUseSubnetCannotBeDeleted");
+    // Deleting the endpoint removes its records and frees the address.
+    let deleting = arm.delete(&pe, NET).await;
+    assert_eq!(deleting.status, StatusCode::ACCEPTED);
+    assert!(deleting.header("location").is_some());
+    arm.wait(&deleting).await;
+    assert_eq!(arm.get(&pe, NET).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        arm.get(&format!("{zone}/A/kv1"), "2024-06-01").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(arm
+        .delete(&format!("{vnet}/subnets/pe"), NET)
+        .await
+        .status
+        .is_success());
+}
+
+#[tokio::test]
+async fn front_door_origins_create_pending_connections_that_approval_flips() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let (vnet, _, frontend) = network_with_targets(&arm).await;
+    let pls = format!(
+        "{}/providers/Microsoft.Network/privateLinkServices/pls",
+        rg("rg")
+    );
+    let pls_body = json!({ "location": "westeurope", "properties": {
+        "loadBalancerFrontendIpConfigurations": [{ "id": frontend }],
+        "ipConfigurations": [{ "name": "nat", "properties": { "subnet": { "id": format!("{vnet}/subnets/ingress") }, "privateIPAllocationMethod": "Dynamic" } }] } });
+    arm.put_done(&pls, NET, pls_body).await;
+    let alias = arm.get(&pls, NET).await.body["properties"]["alias"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(alias.starts_with("pls.") && alias.ends_with(".azure.privatelinkservice"));
+    let profile = format!("{}/providers/Microsoft.Cdn/profiles/afd", rg("rg"));
+    arm.put_done(
+        &profile,
+        "2024-09-01",
+        json!({ "location": "Global", "sku": { "name": "Premium_AzureFrontDoor" } }),
+    )
+    .await;
+    arm.put_done(
+        &format!("{profile}/originGroups/og"),
+        "2024-09-01",
+        json!({ "properties": {} }),
+    )
+    .await;
+    let origin = format!("{profile}/originGroups/og/origins/stamp1");
+    let origin_body = json!({ "properties": { "hostName": "10.0.2.4", "sharedPrivateLinkResource": { "privateLink": { "id": pls }, "privateLinkLocation": "westeurope", "requestMessage": "hello from prod" } } });
+    arm.put_done(&origin, "2024-09-01", origin_body.clone())
+        .await;
+    let connections =
+        arm.get(&pls, NET).await.body["properties"]["privateEndpointConnections"].clone();
+    assert_eq!(connections.as_array().unwrap().len(), 1);
+    let state = &connections[0]["properties"]["privateLinkServiceConnectionState"];
+    assert_eq!(state["status"], "Pending");
+    assert_eq!(state["description"], "hello from prod");
+    assert_eq!(
+        arm.get(&origin, "2024-09-01").await.body["properties"]["sharedPrivateLinkResource"]
+            ["status"],
+        "Pending"
+    );
+    // Re-applying the origin does not open a second connection.
+    arm.put_done(&origin, "2024-09-01", origin_body).await;
+    assert_eq!(
+        arm.get(&pls, NET).await.body["properties"]["privateEndpointConnections"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let connection_id = connections[0]["id"].as_str().unwrap().to_string();
+    arm.put_done(&connection_id, NET, json!({ "properties": { "privateLinkServiceConnectionState": { "status": "Approved", "description": "approved by stamp-operator" } } })).await;
+    assert_eq!(
+        arm.get(&origin, "2024-09-01").await.body["properties"]["sharedPrivateLinkResource"]
+            ["status"],
+        "Approved"
+    );
+}
+
+#[tokio::test]
+async fn pls_subnets_need_network_policies_disabled() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let (vnet, _, frontend) = network_with_targets(&arm).await;
+    let pls = format!(
+        "{}/providers/Microsoft.Network/privateLinkServices/pls",
+        rg("rg")
+    );
+    let body = json!({ "location": "westeurope", "properties": { "loadBalancerFrontendIpConfigurations": [{ "id": frontend }], "ipConfigurations": [{ "name": "nat", "properties": { "subnet": { "id": format!("{vnet}/subnets/pe") } } }] } });
+    let answer = arm.put(&pls, NET, body).await;
+    assert_eq!(
+        answer.code(),
+        "PrivateLinkServiceNetworkPoliciesCannotBeEnabledOnPrivateLinkServiceSubnet"
+    );
+}
+
+#[tokio::test]
+async fn firewalls_take_the_first_address_of_their_subnet() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let id = vnet_id("v");
+    arm.put_done(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] }, "subnets": [subnet("AzureFirewallSubnet", "10.0.8.128/26")] } })).await;
+    let pip = format!(
+        "{}/providers/Microsoft.Network/publicIPAddresses/pip",
+        rg("rg")
+    );
+    arm.put_done(
+        &pip,
+        NET,
+        json!({ "location": "westeurope", "sku": { "name": "Standard" } }),
+    )
+    .await;
+    let fw = format!("{}/providers/Microsoft.Network/azureFirewalls/fw", rg("rg"));
+    let body = json!({ "location": "westeurope", "properties": { "ipConfigurations": [{ "name": "c", "properties": { "subnet": { "id": format!("{id}/subnets/AzureFirewallSubnet") }, "publicIPAddress": { "id": pip } } }] } });
+    arm.put_done(&fw, NET, body).await;
+    let got = arm.get(&fw, NET).await.body;
+    assert_eq!(
+        got["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"],
+        "10.0.8.132"
+    );
+    assert_eq!(arm.delete(&pip, NET).await.code(), "PublicIPAddressInUse");
+}
+
+#[tokio::test]
+async fn deleting_a_group_deletes_what_it_holds() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    network_with_targets(&arm).await;
+    assert!(arm.emulator.inventory().len() > 3);
+    let deleting = arm.delete(&rg("rg"), "2024-03-01").await;
+    assert_eq!(deleting.status, StatusCode::ACCEPTED);
+    let location = deleting.header("location").unwrap();
+    let mut done = arm.call(Method::GET, &location, None, &[]).await;
+    for _ in 0..50 {
+        if done.status != StatusCode::ACCEPTED {
+            break;
+        }
+        done = arm.call(Method::GET, &location, None, &[]).await;
+    }
+    assert_eq!(done.status, StatusCode::NO_CONTENT);
+    assert!(
+        arm.emulator.inventory().is_empty(),
+        "{:?}",
+        arm.emulator.inventory()
+    );
+}
+
+#[tokio::test]
+async fn faults_are_injected_as_configured() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let nsg = format!(
+        "{}/providers/Microsoft.Network/networkSecurityGroups/n",
+        rg("rg")
+    );
+    arm.emulator.add_fault(
+        FaultRule::new(FaultAction::Status {
+            status: 503,
+            code: "ServiceUnavailable".into(),
+            retry_after_seconds: Some(3),
+        })
+        .method("PUT")
+        .times(2),
+    );
+    for _ in 0..2 {
+        let answer = arm
+            .put(&nsg, NET, json!({ "location": "westeurope" }))
+            .await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.header("retry-after").as_deref(), Some("3"));
+    }
+    assert!(
+        arm.put(&nsg, NET, json!({ "location": "westeurope" }))
+            .await
+            .status
+            .is_success(),
+        "the rule retires after 2 uses"
+    );
+
+    arm.emulator.add_fault(
+        FaultRule::new(FaultAction::FailOperation {
+            code: "InternalServerError".into(),
+        })
+        .resource_type("Microsoft.Network/routeTables")
+        .times(1),
+    );
+    let rt = format!("{}/providers/Microsoft.Network/routeTables/rt", rg("rg"));
+    let answer = arm.put(&rt, NET, json!({ "location": "westeurope" })).await;
+    let status = arm.wait(&answer).await;
+    assert_eq!(status["status"], "Failed");
+    assert_eq!(status["error"]["code"], "InternalServerError");
+    assert_eq!(
+        arm.get(&rt, NET).await.body["properties"]["provisioningState"],
+        "Failed"
+    );
+
+    arm.emulator.add_fault(
+        FaultRule::new(FaultAction::DropConnection)
+            .method("GET")
+            .times(1),
+    );
+    assert!(
+        arm.http
+            .get(arm.url(&rt, NET))
+            .bearer_auth("t")
+            .send()
+            .await
+            .is_err(),
+        "the connection is dropped"
+    );
+    arm.emulator.clear_faults();
+    assert_eq!(arm.get(&rt, NET).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn test_endpoints_report_stats_inventory_and_accept_faults() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    arm.get(&rg("rg"), "2024-03-01").await;
+    let stats: Value = arm
+        .http
+        .get(format!("{}/_emulator/stats", arm.emulator.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["byMethod"]["GET"], 1);
+    assert_eq!(stats["byMethod"]["PUT"], 1);
+    let inventory: Value = arm
+        .http
+        .get(format!("{}/_emulator/resources", arm.emulator.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(inventory["value"][0]["id"], rg("rg"));
+    let fault = json!({ "method": "GET", "action": { "kind": "status", "status": 500, "code": "InternalServerError" }, "times": 1 });
+    let added = arm
+        .http
+        .post(format!("{}/_emulator/faults", arm.emulator.url()))
+        .json(&fault)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        arm.get(&rg("rg"), "2024-03-01").await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let listing = arm
+        .get(&format!("{}/resources", rg("rg")), "2024-03-01")
+        .await;
+    assert_eq!(listing.status, StatusCode::OK);
+    assert!(listing.body["value"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn out_of_band_changes_are_visible_and_change_the_etag() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let nsg = format!(
+        "{}/providers/Microsoft.Network/networkSecurityGroups/n",
+        rg("rg")
+    );
+    arm.put_done(
+        &nsg,
+        NET,
+        json!({ "location": "westeurope", "properties": { "securityRules": [] } }),
+    )
+    .await;
+    let before = arm.get(&nsg, NET).await.header("etag");
+    assert!(arm.emulator.mutate(&nsg, |body| body["properties"]["securityRules"] = json!([{ "name": "open", "properties": { "priority": 100, "access": "Allow", "direction": "Inbound" } }])));
+    let after = arm.get(&nsg, NET).await;
+    assert_ne!(after.header("etag"), before);
+    assert_eq!(after.body["properties"]["securityRules"][0]["name"], "open");
+    assert!(arm.emulator.remove(&nsg));
+    assert_eq!(arm.get(&nsg, NET).await.status, StatusCode::NOT_FOUND);
+}

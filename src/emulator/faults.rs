@@ -131,7 +131,10 @@ impl Faults {
             .filter(|r| r.matches(method, resource_type, path))
         {
             rule.seen += 1;
-            if rule.every.is_some_and(|n| n > 1 && !rule.seen.is_multiple_of(n)) {
+            if rule
+                .every
+                .is_some_and(|n| n > 1 && !rule.seen.is_multiple_of(n))
+            {
                 continue;
             }
             if let Some(left) = rule.times.as_mut() {

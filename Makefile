@@ -2,7 +2,7 @@
 #   make demo   plan the example environment offline (GlobalPlane, two stamps, private endpoints)
 #   make test   every test: formatting, lints, unit, property, corpus, CLI and end-to-end tests
 #               (builds the pinned kube-apiserver/etcd first; cached after the first run)
-.PHONY: demo test build fmt fmt-check clippy crds controlplane
+.PHONY: demo test build fmt fmt-check clippy crds controlplane emulator-schemas
 
 CARGO ?= cargo
 
@@ -39,3 +39,7 @@ crds: build
 # Pinned kube-apiserver, kubectl and etcd built from the Go module proxy (cached in target/).
 controlplane:
 	tests/controlplane/build.sh
+
+# Re-derive the emulator's request schemas from the official specs in ../shared/azure-specs.
+emulator-schemas: build
+	./target/debug/stamp-operator derive-emulator-schemas --specs ../shared/azure-specs > src/emulator/schemas.json

@@ -38,6 +38,12 @@ pub enum Command {
         #[arg(long, env = "EMULATOR_TOKEN")]
         token: Option<String>,
     },
+    /// Derive the emulator's compact request schemas from Azure's REST API specs (prints JSON).
+    DeriveEmulatorSchemas {
+        /// The `azure-specs` folder (official OpenAPI files, see its SOURCES.md).
+        #[arg(long)]
+        specs: PathBuf,
+    },
     /// Plan manifests offline: the address plan and the ordered Azure resources, no cluster, no Azure.
     Plan {
         /// Manifest files (multi-document YAML); `-` reads standard input.
@@ -104,6 +110,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Plan { files, output } => plan_cmd::run(&files, output),
+        Command::DeriveEmulatorSchemas { specs } => {
+            let schemas = crate::emulator::spec_schema::derive(&specs).map_err(CliError::Output)?;
+            let text =
+                serde_json::to_string(&schemas).map_err(|e| CliError::Output(e.to_string()))?;
+            println!("{text}");
+            Ok(())
+        }
         Command::Emulator {
             listen,
             latency_factor,

@@ -477,6 +477,15 @@ fn put(
             .into()
         }
     };
+    if let Err(problem) =
+        super::spec_schema::validate(super::spec_schema::committed(), &p.resource_type, &body)
+    {
+        return ArmError::bad_request(
+            "InvalidRequestContent",
+            format!("The request content was invalid: {problem}."),
+        )
+        .into();
+    }
     if let Some(reply) = group_missing(world, p) {
         return reply;
     }

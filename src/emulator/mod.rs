@@ -12,6 +12,7 @@ mod http;
 mod latency;
 mod network;
 mod path;
+pub mod spec_schema;
 mod state;
 mod throttle;
 

@@ -321,6 +321,26 @@ pub fn before_put(
             body["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"] = json!(ip);
             Ok(body)
         }
+        "microsoft.network/bastionhosts" => {
+            for config in body
+                .pointer("/properties/ipConfigurations")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
+                let subnet = str_at(&config, "/properties/subnet/id")
+                    .unwrap_or_default()
+                    .to_string();
+                must_exist(world, &subnet, &path.id)?;
+                if last_segment(&subnet) != "AzureBastionSubnet" {
+                    return Err(bad("BastionHostSubnetInvalid", format!("(emulator code) Bastion host {} must be deployed in a subnet named AzureBastionSubnet.", path.name)));
+                }
+                if let Some(pip) = str_at(&config, "/properties/publicIPAddress/id") {
+                    must_exist(world, pip, &path.id)?;
+                }
+            }
+            Ok(body)
+        }
         "microsoft.network/privatelinkservices" => put_private_link_service(world, path, body),
         "microsoft.network/privatelinkservices/privateendpointconnections" => {
             if world.get(&path.id).is_none() {

@@ -696,14 +696,21 @@ fn put_private_endpoint(
     let mut connections = Vec::new();
     let mut dns = Vec::new();
     let mut addresses = Vec::new();
-    for (i, c) in body
-        .pointer("/properties/privateLinkServiceConnections")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    // Manual connections (`manualPrivateLinkServiceConnections`) wait for approval like any
+    // connection to a Private Link Service; they are listed after the automatic ones.
+    let requested: Vec<Value> = [
+        "/properties/privateLinkServiceConnections",
+        "/properties/manualPrivateLinkServiceConnections",
+    ]
+    .iter()
+    .flat_map(|ptr| {
+        body.pointer(ptr)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    })
+    .collect();
+    for (i, c) in requested.iter().enumerate() {
         let target = str_at(c, "/properties/privateLinkServiceId")
             .unwrap_or_default()
             .to_string();

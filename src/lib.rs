@@ -4,6 +4,7 @@
 //! → `azure` (ARM engine, no Kubernetes) → `controller` (reconcile loops) ; `emulator` stands apart.
 
 pub mod api;
+pub mod azure;
 pub mod cli;
 pub mod emulator;
 pub mod plan;

@@ -278,11 +278,17 @@ fn route(
         .entry(resource_type.unwrap_or_else(|| "unknown".into()))
         .or_default() += 1;
     *world.stats.by_status.entry(reply.status).or_default() += 1;
+    let client_request_id = parts
+        .headers
+        .get("x-ms-client-request-id")
+        .and_then(|h| h.to_str().ok())
+        .map(String::from);
     world.log.push(RequestRecord {
         method,
         path,
         status: reply.status,
         request_id,
+        client_request_id,
     });
     Outcome::Reply(reply, delay)
 }
@@ -454,8 +460,9 @@ fn start_operation(
     (id, duration)
 }
 
+/// Whole seconds left (0 under a second: poll again right away), capped like ARM's at a minute.
 fn retry_after(d: Duration) -> String {
-    (d.as_secs_f64().ceil() as u64).min(60).to_string()
+    d.as_secs().min(60).to_string()
 }
 
 fn put(

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 pub use error::ArmError;
 pub use faults::{FaultAction, FaultRule};
 pub use latency::{realistic_put_seconds, LatencyProfile};
-pub use state::{EmulatorConfig, Stats, World};
+pub use state::{EmulatorConfig, RequestRecord, Stats, World};
 pub use throttle::{BucketLimit, ThrottleLimits};
 
 /// The emulator's state, shared by connections.
@@ -74,6 +74,11 @@ impl RunningEmulator {
     /// Request counters.
     pub fn stats(&self) -> Stats {
         self.world().stats.clone()
+    }
+
+    /// The request log, oldest first.
+    pub fn requests(&self) -> Vec<state::RequestRecord> {
+        self.world().log.clone()
     }
 
     /// Ids of every live resource.

@@ -102,6 +102,8 @@ pub struct RequestRecord {
     pub status: u16,
     /// `x-ms-request-id` answered.
     pub request_id: String,
+    /// `x-ms-client-request-id` the client sent.
+    pub client_request_id: Option<String>,
 }
 
 /// Emulator settings.

@@ -1,0 +1,583 @@
+//! The ARM client: one connection-reusing HTTP client, a bearer token that is refreshed before it
+//! expires, `x-ms-client-request-id` on every request, bounded concurrency, the throttle budget,
+//! bounded retries of what is retryable, metrics — and GET/PUT/PATCH/DELETE/list, operation
+//! polling and diff-before-PUT on top.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::budget::{BudgetLimits, RequestClass, ThrottleBudget};
+use super::credential::{unix_now, TokenSource};
+use super::diff::first_difference;
+use super::error::{classify, ArmError, AzureError, ErrorClass};
+use super::lro::{LroKind, LroState, LroStatus, PollStyle};
+use super::metrics::{ArmMetrics, ClassLabels, RequestLabels};
+
+/// Settings of the ARM client.
+#[derive(Debug, Clone)]
+pub struct ArmConfig {
+    /// ARM endpoint (`https://management.azure.com`, a sovereign cloud's, or the emulator's).
+    pub endpoint: String,
+    /// Token scope (`https://management.azure.com/.default`; sovereign clouds differ).
+    pub scope: String,
+    /// Requests in flight at once.
+    pub max_concurrency: usize,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+    /// Attempts per request for throttled and transient failures.
+    pub max_attempts: u32,
+    /// Longest wait between attempts (a larger Retry-After is returned to the caller instead).
+    pub max_retry_delay: Duration,
+    /// Shortest wait between polls of an operation (Retry-After is honoured above it).
+    pub min_poll_interval: Duration,
+    /// The subscription's request budget (ARM's limits by default).
+    pub budget: BudgetLimits,
+}
+
+impl ArmConfig {
+    /// Azure public cloud.
+    pub fn public_cloud() -> ArmConfig {
+        ArmConfig::for_endpoint(
+            "https://management.azure.com",
+            "https://management.azure.com/.default",
+        )
+    }
+
+    /// Any endpoint and scope (sovereign clouds, the emulator).
+    pub fn for_endpoint(endpoint: &str, scope: &str) -> ArmConfig {
+        ArmConfig {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            scope: scope.to_string(),
+            max_concurrency: 16,
+            request_timeout: Duration::from_secs(60),
+            max_attempts: 4,
+            max_retry_delay: Duration::from_secs(30),
+            min_poll_interval: Duration::from_secs(1),
+            budget: BudgetLimits::default(),
+        }
+    }
+}
+
+/// A resource as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveResource {
+    /// Body.
+    pub body: Value,
+    /// ETag, for `If-Match`.
+    pub etag: Option<String>,
+}
+
+impl LiveResource {
+    /// `properties.provisioningState`, if any.
+    pub fn provisioning_state(&self) -> Option<&str> {
+        self.body
+            .pointer("/properties/provisioningState")
+            .and_then(Value::as_str)
+    }
+}
+
+/// Result of a PUT.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutOutcome {
+    /// Finished synchronously with this body.
+    Done(Value),
+    /// A long-running operation to follow.
+    Started(LroState),
+}
+
+/// Result of a DELETE.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeleteOutcome {
+    /// Gone (or never there).
+    Gone,
+    /// A long-running operation to follow.
+    Started(LroState),
+}
+
+/// Result of diff-before-PUT.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApplyOutcome {
+    /// Live already matches; nothing was written.
+    Unchanged(LiveResource),
+    /// Live matches but an operation on it is still running.
+    Busy(LiveResource),
+    /// Written (created, or updated at `difference`).
+    Written {
+        /// First differing path (`None` when it did not exist).
+        difference: Option<String>,
+        /// What the PUT started.
+        outcome: PutOutcome,
+    },
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+    }
+}
+
+/// The ARM engine's client.
+pub struct ArmClient {
+    http: reqwest::Client,
+    config: ArmConfig,
+    tokens: TokenSource,
+    budget: Arc<ThrottleBudget>,
+    permits: Semaphore,
+    metrics: ArmMetrics,
+}
+
+fn subscription_of(id: &str) -> String {
+    id.split('/').nth(2).unwrap_or_default().to_string()
+}
+
+fn resource_type_of(id: &str) -> String {
+    let parts: Vec<&str> = id.split('/').collect();
+    match parts
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("providers"))
+    {
+        Some(i) if parts.len() > i + 2 => {
+            let mut t = parts[i + 1].to_string();
+            for seg in parts[i + 2..].iter().step_by(2) {
+                t.push('/');
+                t.push_str(seg);
+            }
+            t
+        }
+        _ if parts.len() == 5 => "Microsoft.Resources/resourceGroups".into(),
+        _ => "operation".into(),
+    }
+}
+
+impl ArmClient {
+    /// A client for `config` authenticating with `tokens`.
+    pub fn new(
+        config: ArmConfig,
+        tokens: TokenSource,
+        metrics: ArmMetrics,
+    ) -> Result<ArmClient, AzureError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| AzureError::Invalid(e.to_string()))?;
+        let permits = Semaphore::new(config.max_concurrency.max(1));
+        let budget = Arc::new(ThrottleBudget::with_limits(config.budget));
+        Ok(ArmClient {
+            http,
+            config,
+            tokens,
+            budget,
+            permits,
+            metrics,
+        })
+    }
+
+    /// The budget (shared by every caller of this client).
+    pub fn budget(&self) -> &ThrottleBudget {
+        &self.budget
+    }
+
+    fn url(&self, id: &str, api_version: &str) -> String {
+        format!("{}{id}?api-version={api_version}", self.config.endpoint)
+    }
+
+    async fn wait_for_budget(&self, subscription: &str, class: RequestClass) {
+        loop {
+            let wait = self.budget.reserve(subscription, class);
+            if wait.is_zero() {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Sends one logical request, retrying throttled and transient failures within the budget.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        resource: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Answer, AzureError> {
+        let subscription = subscription_of(resource);
+        let resource_type = resource_type_of(resource);
+        let class = match method {
+            Method::GET | Method::HEAD => RequestClass::Read,
+            Method::DELETE => RequestClass::Delete,
+            _ => RequestClass::Write,
+        };
+        let mut attempt = 0;
+        let mut reauthenticated = false;
+        loop {
+            attempt += 1;
+            self.wait_for_budget(&subscription, class).await;
+            let token = self.tokens.token().await?;
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|e| AzureError::Invalid(e.to_string()))?;
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .bearer_auth(token)
+                .header("x-ms-client-request-id", uuid::Uuid::new_v4().to_string());
+            if let Some(etag) = if_match {
+                request = request.header("If-Match", etag);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let started = Instant::now();
+            let result = request.send().await;
+            self.metrics
+                .latency
+                .observe(started.elapsed().as_secs_f64());
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.count(&method, &resource_type, 0);
+                    let error = ArmError {
+                        method: method.to_string(),
+                        resource: resource.to_string(),
+                        status: 0,
+                        code: if e.is_timeout() {
+                            "Timeout".into()
+                        } else {
+                            "ConnectionError".into()
+                        },
+                        message: e.to_string(),
+                        request_id: None,
+                        class: ErrorClass::Transient,
+                        retry_after: None,
+                    };
+                    if attempt < self.config.max_attempts {
+                        tokio::time::sleep(self.backoff(attempt, None)).await;
+                        continue;
+                    }
+                    return Err(error.into());
+                }
+            };
+            let status = response.status();
+            let headers = response.headers().clone();
+            let text = response.text().await.unwrap_or_default();
+            let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let answer = Answer {
+                status,
+                headers,
+                body,
+            };
+            self.count(&method, &resource_type, status.as_u16());
+            if let Some(left) = answer
+                .header(class.remaining_header())
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                self.budget.observe(&subscription, class, left);
+            }
+            self.metrics
+                .budget_tokens
+                .get_or_create(&ClassLabels {
+                    class: class.label().into(),
+                })
+                .set(self.budget.tokens(&subscription, class) as i64);
+            if status == StatusCode::UNAUTHORIZED && !reauthenticated {
+                // The token may have been revoked or rotated: get a new one once.
+                reauthenticated = true;
+                self.tokens.invalidate().await;
+                attempt -= 1;
+                continue;
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                self.metrics.throttled.inc();
+                let wait = answer
+                    .retry_after()
+                    .unwrap_or(ErrorClass::Throttled.default_retry());
+                self.budget.trip(&subscription, wait);
+            }
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            if retryable && attempt < self.config.max_attempts {
+                let wait = self.backoff(attempt, answer.retry_after());
+                if wait <= self.config.max_retry_delay {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            return Ok(answer);
+        }
+    }
+
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        retry_after.unwrap_or_else(|| Duration::from_millis(200 * 2u64.pow(attempt.min(8))))
+    }
+
+    fn count(&self, method: &Method, resource_type: &str, status: u16) {
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                method: method.to_string(),
+                resource_type: resource_type.to_string(),
+                status,
+            })
+            .inc();
+    }
+
+    fn error(&self, method: &str, resource: &str, answer: &Answer) -> AzureError {
+        let code = answer
+            .body
+            .pointer("/error/code")
+            .and_then(Value::as_str)
+            .unwrap_or("Unknown")
+            .to_string();
+        let message = answer
+            .body
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        AzureError::from(ArmError {
+            method: method.to_string(),
+            resource: resource.to_string(),
+            status: answer.status.as_u16(),
+            class: classify(answer.status.as_u16(), &code),
+            code,
+            message,
+            request_id: answer.header("x-ms-request-id").map(String::from),
+            retry_after: answer.retry_after(),
+        })
+    }
+
+    /// GET; `None` when the resource does not exist.
+    pub async fn get(
+        &self,
+        id: &str,
+        api_version: &str,
+    ) -> Result<Option<LiveResource>, AzureError> {
+        let answer = self
+            .send(Method::GET, &self.url(id, api_version), id, None, None)
+            .await?;
+        match answer.status.as_u16() {
+            200 => Ok(Some(LiveResource {
+                etag: answer
+                    .header("etag")
+                    .map(String::from)
+                    .or_else(|| answer.body["etag"].as_str().map(String::from)),
+                body: answer.body,
+            })),
+            404 => Ok(None),
+            _ => Err(self.error("GET", id, &answer)),
+        }
+    }
+
+    /// PUT (create or replace), optionally conditional on `if_match`.
+    pub async fn put(
+        &self,
+        id: &str,
+        api_version: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<PutOutcome, AzureError> {
+        let answer = self
+            .send(
+                Method::PUT,
+                &self.url(id, api_version),
+                id,
+                Some(body),
+                if_match,
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(self.error("PUT", id, &answer));
+        }
+        Ok(match self.operation(id, LroKind::Put, &answer) {
+            Some(state) => PutOutcome::Started(state),
+            None => PutOutcome::Done(answer.body),
+        })
+    }
+
+    /// PATCH (tags and other patchable fields).
+    pub async fn patch(
+        &self,
+        id: &str,
+        api_version: &str,
+        body: &Value,
+    ) -> Result<Value, AzureError> {
+        let answer = self
+            .send(
+                Method::PATCH,
+                &self.url(id, api_version),
+                id,
+                Some(body),
+                None,
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(self.error("PATCH", id, &answer));
+        }
+        Ok(answer.body)
+    }
+
+    /// DELETE; a resource that is already gone counts as deleted.
+    pub async fn delete(&self, id: &str, api_version: &str) -> Result<DeleteOutcome, AzureError> {
+        let answer = self
+            .send(Method::DELETE, &self.url(id, api_version), id, None, None)
+            .await?;
+        match answer.status.as_u16() {
+            404 | 204 => Ok(DeleteOutcome::Gone),
+            200..=202 => Ok(match self.operation(id, LroKind::Delete, &answer) {
+                Some(state) => DeleteOutcome::Started(state),
+                None => DeleteOutcome::Gone,
+            }),
+            _ => Err(self.error("DELETE", id, &answer)),
+        }
+    }
+
+    /// Every top-level resource of a group, with `changedTime`: one read for a whole stamp.
+    pub async fn list_group(
+        &self,
+        subscription: &str,
+        group: &str,
+    ) -> Result<Vec<Value>, AzureError> {
+        let id = format!("/subscriptions/{subscription}/resourceGroups/{group}/resources");
+        let url = format!(
+            "{}{id}?api-version=2021-04-01&$expand=changedTime,provisioningState",
+            self.config.endpoint
+        );
+        let answer = self.send(Method::GET, &url, &id, None, None).await?;
+        match answer.status.as_u16() {
+            200 => Ok(answer.body["value"].as_array().cloned().unwrap_or_default()),
+            404 => Ok(Vec::new()),
+            _ => Err(self.error("GET", &id, &answer)),
+        }
+    }
+
+    fn operation(&self, id: &str, kind: LroKind, answer: &Answer) -> Option<LroState> {
+        let (url, style) = match (
+            answer.header("azure-asyncoperation"),
+            answer.header("location"),
+        ) {
+            (Some(url), _) => (url, PollStyle::AsyncOperation),
+            (None, Some(url)) => (url, PollStyle::Location),
+            (None, None) => return None,
+        };
+        Some(LroState {
+            resource_id: id.to_string(),
+            kind,
+            poll_url: url.to_string(),
+            style,
+            started_at: unix_now(),
+        })
+    }
+
+    /// Polls an operation once.
+    pub async fn poll(&self, state: &LroState) -> Result<LroStatus, AzureError> {
+        let answer = self
+            .send(Method::GET, &state.poll_url, &state.resource_id, None, None)
+            .await?;
+        let wait = answer.retry_after().unwrap_or(Duration::from_secs(5));
+        let failed = |answer: &Answer| LroStatus::Failed {
+            code: answer
+                .body
+                .pointer("/error/code")
+                .and_then(Value::as_str)
+                .unwrap_or("OperationFailed")
+                .to_string(),
+            message: answer
+                .body
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        };
+        match (state.style, answer.status.as_u16()) {
+            (_, 404) => Err(self.error("POLL", &state.resource_id, &answer)),
+            (PollStyle::AsyncOperation, 200) => {
+                Ok(match answer.body["status"].as_str().unwrap_or_default() {
+                    "Succeeded" => LroStatus::Succeeded,
+                    "Failed" | "Canceled" => failed(&answer),
+                    _ => LroStatus::Running(wait),
+                })
+            }
+            (PollStyle::Location, 202) | (PollStyle::AsyncOperation, 202) => {
+                Ok(LroStatus::Running(wait))
+            }
+            (PollStyle::Location, 200 | 201 | 204) => Ok(LroStatus::Succeeded),
+            (_, status) if status >= 500 || status == 429 => Ok(LroStatus::Running(wait)),
+            _ => Ok(failed(&answer)),
+        }
+    }
+
+    /// Polls until the operation ends, honouring Retry-After.
+    pub async fn wait(&self, state: &LroState) -> Result<(), AzureError> {
+        self.metrics.in_flight_operations.inc();
+        let result = loop {
+            match self.poll(state).await {
+                Ok(LroStatus::Running(wait)) => {
+                    tokio::time::sleep(wait.max(self.config.min_poll_interval)).await
+                }
+                Ok(LroStatus::Succeeded) => break Ok(()),
+                Ok(LroStatus::Failed { code, message }) => {
+                    break Err(AzureError::OperationFailed {
+                        resource: state.resource_id.clone(),
+                        code,
+                        message,
+                    })
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.metrics.in_flight_operations.dec();
+        result
+    }
+
+    /// Diff before PUT: one GET; a PUT (with `If-Match` on the live ETag) only when the live
+    /// resource does not already say what `desired` says, or its last operation failed.
+    pub async fn apply(
+        &self,
+        id: &str,
+        api_version: &str,
+        desired: &Value,
+    ) -> Result<ApplyOutcome, AzureError> {
+        let live = self.get(id, api_version).await?;
+        let (difference, etag) = match &live {
+            None => (None, None),
+            Some(live) => {
+                let difference = first_difference(desired, &live.body);
+                match (difference, live.provisioning_state()) {
+                    (None, Some("Succeeded") | None) => {
+                        return Ok(ApplyOutcome::Unchanged(live.clone()))
+                    }
+                    (None, Some("Updating" | "Creating" | "Deleting")) => {
+                        return Ok(ApplyOutcome::Busy(live.clone()))
+                    }
+                    (None, Some(_)) => (
+                        Some("properties.provisioningState".to_string()),
+                        live.etag.clone(),
+                    ),
+                    (Some(d), _) => (Some(d), live.etag.clone()),
+                }
+            }
+        };
+        let outcome = self.put(id, api_version, desired, etag.as_deref()).await?;
+        Ok(ApplyOutcome::Written {
+            difference,
+            outcome,
+        })
+    }
+}

@@ -1,0 +1,489 @@
+//! The ARM engine against the emulator: long-running operations (success, failure, resume after
+//! a restart), diff-before-PUT, ETags, conflicts, throttling and the breaker, rotating tokens.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use stamp_operator::azure::*;
+use stamp_operator::emulator::{
+    BucketLimit, EmulatorConfig, FaultAction, FaultRule, LatencyProfile, RunningEmulator,
+    ThrottleLimits,
+};
+
+const SUB: &str = "11111111-1111-1111-1111-111111111111";
+const NET: &str = "2024-05-01";
+
+fn rg() -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/rg")
+}
+
+fn nsg(name: &str) -> String {
+    format!(
+        "{}/providers/Microsoft.Network/networkSecurityGroups/{name}",
+        rg()
+    )
+}
+
+fn client_with(emulator: &RunningEmulator, credential: CredentialConfig) -> ArmClient {
+    let mut config =
+        ArmConfig::for_endpoint(&emulator.url(), "https://management.azure.com/.default");
+    config.min_poll_interval = Duration::from_millis(10);
+    config.max_retry_delay = Duration::from_secs(5);
+    let tokens = TokenSource::new(credential.build().unwrap(), config.scope.clone());
+    ArmClient::new(config, tokens, ArmMetrics::default()).unwrap()
+}
+
+fn client(emulator: &RunningEmulator) -> ArmClient {
+    client_with(emulator, CredentialConfig::Static("token".into()))
+}
+
+async fn setup(config: EmulatorConfig) -> (RunningEmulator, ArmClient) {
+    let emulator = RunningEmulator::start(config).await.unwrap();
+    let arm = client(&emulator);
+    arm.put(
+        &rg(),
+        "2024-03-01",
+        &json!({ "location": "westeurope" }),
+        None,
+    )
+    .await
+    .unwrap();
+    (emulator, arm)
+}
+
+fn nsg_body(rules: Value) -> Value {
+    json!({ "location": "westeurope", "properties": { "securityRules": rules } })
+}
+
+fn deny_all() -> Value {
+    json!([{ "name": "DenyAllInbound", "properties": { "priority": 4096, "direction": "Inbound", "access": "Deny", "protocol": "*",
+        "sourceAddressPrefix": "*", "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": "*" } }])
+}
+
+async fn finish(arm: &ArmClient, outcome: ApplyOutcome) {
+    if let ApplyOutcome::Written {
+        outcome: PutOutcome::Started(state),
+        ..
+    } = outcome
+    {
+        arm.wait(&state).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_second_identical_apply_costs_one_get_and_no_put() {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    let first = arm
+        .apply(&nsg("n"), NET, &nsg_body(deny_all()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            first,
+            ApplyOutcome::Written {
+                difference: None,
+                outcome: PutOutcome::Started(_)
+            }
+        ),
+        "{first:?}"
+    );
+    finish(&arm, first).await;
+    let before = emulator.stats();
+    let second = arm
+        .apply(&nsg("n"), NET, &nsg_body(deny_all()))
+        .await
+        .unwrap();
+    assert!(matches!(second, ApplyOutcome::Unchanged(_)), "{second:?}");
+    let after = emulator.stats();
+    assert_eq!(
+        after.by_method.get("GET").copied().unwrap_or(0)
+            - before.by_method.get("GET").copied().unwrap_or(0),
+        1
+    );
+    assert_eq!(
+        after.by_method.get("PUT"),
+        before.by_method.get("PUT"),
+        "no write for an unchanged resource"
+    );
+}
+
+#[tokio::test]
+async fn drift_is_detected_and_written_back_with_if_match() {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    finish(
+        &arm,
+        arm.apply(&nsg("n"), NET, &nsg_body(deny_all()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    emulator.mutate(&nsg("n"), |body| {
+        body["properties"]["securityRules"] = json!([])
+    });
+    let repaired = arm
+        .apply(&nsg("n"), NET, &nsg_body(deny_all()))
+        .await
+        .unwrap();
+    match &repaired {
+        ApplyOutcome::Written {
+            difference: Some(path),
+            ..
+        } => assert_eq!(path, "properties.securityRules"),
+        other => panic!("expected a repair, got {other:?}"),
+    }
+    finish(&arm, repaired).await;
+    let live = arm.get(&nsg("n"), NET).await.unwrap().unwrap();
+    assert_eq!(
+        live.body["properties"]["securityRules"][0]["name"],
+        "DenyAllInbound"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_a_precondition_failure() {
+    let (_emulator, arm) = setup(EmulatorConfig::default()).await;
+    if let PutOutcome::Started(s) = arm
+        .put(&nsg("n"), NET, &nsg_body(json!([])), None)
+        .await
+        .unwrap()
+    {
+        arm.wait(&s).await.unwrap();
+    }
+    let err = arm
+        .put(&nsg("n"), NET, &nsg_body(json!([])), Some("W/\"stale\""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::PreconditionFailed);
+}
+
+#[tokio::test]
+async fn failed_operations_report_arm_s_error() {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    emulator.add_fault(
+        FaultRule::new(FaultAction::FailOperation {
+            code: "InternalServerError".into(),
+        })
+        .method("PUT")
+        .times(1),
+    );
+    let PutOutcome::Started(state) = arm
+        .put(&nsg("n"), NET, &nsg_body(json!([])), None)
+        .await
+        .unwrap()
+    else {
+        panic!("expected an operation")
+    };
+    match arm.wait(&state).await.unwrap_err() {
+        AzureError::OperationFailed { code, .. } => assert_eq!(code, "InternalServerError"),
+        other => panic!("{other:?}"),
+    }
+    // The failed resource is written again on the next apply even though its body matches.
+    let again = arm
+        .apply(&nsg("n"), NET, &nsg_body(json!([])))
+        .await
+        .unwrap();
+    assert!(matches!(again, ApplyOutcome::Written { .. }), "{again:?}");
+}
+
+#[tokio::test]
+async fn an_operation_survives_a_restart_as_serialised_state() {
+    let (emulator, arm) = setup(EmulatorConfig {
+        latency: LatencyProfile::realistic(0.05),
+        ..Default::default()
+    })
+    .await;
+    let PutOutcome::Started(state) = arm
+        .put(&nsg("n"), NET, &nsg_body(json!([])), None)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let persisted = serde_json::to_string(&state).unwrap();
+    drop(arm); // the operator restarts
+    let restored: LroState = serde_json::from_str(&persisted).unwrap();
+    assert_eq!(restored, state);
+    let fresh = client(&emulator);
+    assert!(matches!(
+        fresh.poll(&restored).await.unwrap(),
+        LroStatus::Running(_)
+    ));
+    fresh.wait(&restored).await.unwrap();
+    assert_eq!(
+        fresh
+            .get(&nsg("n"), NET)
+            .await
+            .unwrap()
+            .unwrap()
+            .provisioning_state(),
+        Some("Succeeded")
+    );
+    let puts = emulator.stats().by_method.get("PUT").copied().unwrap_or(0);
+    assert_eq!(
+        puts, 2,
+        "the group and the NSG were each written once; resuming did not write again"
+    );
+}
+
+#[tokio::test]
+async fn deletes_follow_location_and_missing_counts_as_gone() {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    finish(
+        &arm,
+        arm.apply(&nsg("n"), NET, &nsg_body(json!([])))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let DeleteOutcome::Started(state) = arm.delete(&nsg("n"), NET).await.unwrap() else {
+        panic!()
+    };
+    arm.wait(&state).await.unwrap();
+    assert!(arm.get(&nsg("n"), NET).await.unwrap().is_none());
+    assert_eq!(
+        arm.delete(&nsg("n"), NET).await.unwrap(),
+        DeleteOutcome::Gone
+    );
+    let DeleteOutcome::Started(group) = arm.delete(&rg(), "2024-03-01").await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(group.style, PollStyle::Location);
+    arm.wait(&group).await.unwrap();
+    assert!(emulator.inventory().is_empty());
+}
+
+#[tokio::test]
+async fn another_operation_in_progress_is_a_retryable_conflict() {
+    let (_emulator, arm) = setup(EmulatorConfig {
+        latency: LatencyProfile::realistic(0.05),
+        ..Default::default()
+    })
+    .await;
+    let vnet = format!("{}/providers/Microsoft.Network/virtualNetworks/v", rg());
+    let body = json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] } } });
+    let PutOutcome::Started(state) = arm.put(&vnet, NET, &body, None).await.unwrap() else {
+        panic!()
+    };
+    let err = arm
+        .put(
+            &format!("{vnet}/subnets/a"),
+            NET,
+            &json!({ "properties": { "addressPrefix": "10.0.1.0/24" } }),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::ConflictRetryable);
+    match err {
+        AzureError::Arm(e) => {
+            assert_eq!(e.code, "AnotherOperationInProgress");
+            assert!(e.request_id.is_some(), "ARM's request id is kept for logs");
+        }
+        other => panic!("{other:?}"),
+    }
+    arm.wait(&state).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_mirrors_the_budget_is_never_throttled() {
+    let limits = ThrottleLimits {
+        reads: BucketLimit {
+            capacity: 3.0,
+            refill_per_second: 20.0,
+        },
+        ..ThrottleLimits::default()
+    };
+    let emulator = RunningEmulator::start(EmulatorConfig {
+        throttle: limits,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut config = ArmConfig::for_endpoint(&emulator.url(), "scope");
+    config.budget = BudgetLimits {
+        reads: (3.0, 20.0),
+        ..BudgetLimits::default()
+    };
+    let tokens = TokenSource::new(
+        CredentialConfig::Static("t".into()).build().unwrap(),
+        "scope",
+    );
+    let arm = std::sync::Arc::new(ArmClient::new(config, tokens, ArmMetrics::default()).unwrap());
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let arm = arm.clone();
+            tokio::spawn(async move { arm.get(&nsg(&format!("n{i}")), NET).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap().is_ok());
+    }
+    assert_eq!(
+        emulator.stats().throttled,
+        0,
+        "the client waited for its own bucket instead of earning 429s"
+    );
+    assert_eq!(emulator.stats().requests, 12);
+}
+
+#[tokio::test]
+async fn a_429_opens_the_breaker_for_the_whole_subscription() {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    let arm = std::sync::Arc::new(arm);
+    emulator.add_fault(
+        FaultRule::new(FaultAction::Status {
+            status: 429,
+            code: "SubscriptionRequestsThrottled".into(),
+            retry_after_seconds: Some(1),
+        })
+        .method("GET")
+        .times(1),
+    );
+    let first = {
+        let arm = arm.clone();
+        tokio::spawn(async move { arm.get(&nsg("first"), NET).await })
+    };
+    while emulator.stats().throttled == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Another caller, another resource, another class: it waits out the Retry-After too.
+    let started = std::time::Instant::now();
+    let other = arm
+        .put(&nsg("other"), NET, &nsg_body(json!([])), None)
+        .await;
+    assert!(other.is_ok(), "{other:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the write went out during the breaker window"
+    );
+    assert!(
+        first.await.unwrap().unwrap().is_none(),
+        "the throttled read was retried after Retry-After"
+    );
+    assert_eq!(emulator.stats().throttled, 1);
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_the_client_request_id_is_sent() {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    emulator.add_fault(
+        FaultRule::new(FaultAction::Status {
+            status: 503,
+            code: "ServiceUnavailable".into(),
+            retry_after_seconds: Some(0),
+        })
+        .method("GET")
+        .times(2),
+    );
+    emulator.add_fault(
+        FaultRule::new(FaultAction::DropConnection)
+            .method("GET")
+            .times(1),
+    );
+    assert!(arm.get(&nsg("n"), NET).await.unwrap().is_none());
+    let log = emulator.requests();
+    assert!(
+        log.iter().all(|r| r.client_request_id.is_some()),
+        "x-ms-client-request-id on every request"
+    );
+    let ids: std::collections::BTreeSet<_> = log
+        .iter()
+        .filter_map(|r| r.client_request_id.clone())
+        .collect();
+    assert_eq!(ids.len(), log.len(), "a fresh id per request");
+    // Terminal errors are not retried.
+    emulator.add_fault(
+        FaultRule::new(FaultAction::Status {
+            status: 403,
+            code: "AuthorizationFailed".into(),
+            retry_after_seconds: None,
+        })
+        .method("GET")
+        .times(5),
+    );
+    let before = emulator.stats().requests;
+    let err = arm.get(&nsg("n"), NET).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Terminal);
+    assert_eq!(emulator.stats().requests, before + 1);
+}
+
+#[tokio::test]
+async fn a_rotated_token_file_is_picked_up() {
+    let emulator = RunningEmulator::start(EmulatorConfig {
+        token: Some("second".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "first\n").unwrap();
+    let arm = client_with(
+        &emulator,
+        CredentialConfig::TokenFile(file.path().to_path_buf()),
+    );
+    let err = arm.get(&rg(), "2024-03-01").await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Terminal, "401 with the old token");
+    std::fs::write(file.path(), "second\n").unwrap(); // the kubelet rotates the projected token
+    let answer = arm.get(&rg(), "2024-03-01").await;
+    assert!(answer.is_ok(), "{answer:?}");
+}
+
+#[test]
+fn token_sources_refresh_before_expiry() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "one").unwrap();
+        let credential = CredentialConfig::TokenFile(file.path().to_path_buf())
+            .build()
+            .unwrap();
+        // File tokens live five minutes; a ten-minute margin means every call refreshes.
+        let eager =
+            TokenSource::new(credential.clone(), "scope").with_margin(Duration::from_secs(600));
+        let lazy = TokenSource::new(credential, "scope");
+        assert_eq!(eager.token().await.unwrap(), "one");
+        assert_eq!(lazy.token().await.unwrap(), "one");
+        std::fs::write(file.path(), "two").unwrap();
+        assert_eq!(eager.token().await.unwrap(), "two");
+        assert_eq!(
+            lazy.token().await.unwrap(),
+            "one",
+            "cached until close to expiry"
+        );
+    });
+}
+
+#[tokio::test]
+async fn every_request_is_counted_in_the_metrics() {
+    let emulator = RunningEmulator::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let metrics = ArmMetrics::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let mut config = ArmConfig::for_endpoint(&emulator.url(), "scope");
+    config.min_poll_interval = Duration::from_millis(10);
+    let tokens = TokenSource::new(
+        CredentialConfig::Static("t".into()).build().unwrap(),
+        "scope",
+    );
+    let arm = ArmClient::new(config, tokens, metrics).unwrap();
+    arm.put(
+        &rg(),
+        "2024-03-01",
+        &json!({ "location": "westeurope" }),
+        None,
+    )
+    .await
+    .unwrap();
+    arm.get(&nsg("missing"), NET).await.unwrap();
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains(r#"arm_requests_total{method="PUT",resource_type="Microsoft.Resources/resourceGroups",status="201"} 1"#), "{text}");
+    assert!(text.contains(r#"arm_requests_total{method="GET",resource_type="Microsoft.Network/networkSecurityGroups",status="404"} 1"#), "{text}");
+    assert!(
+        text.contains("arm_request_duration_seconds_count 2"),
+        "{text}"
+    );
+    assert!(text.contains("arm_budget_tokens{class=\"read\"}"), "{text}");
+}

@@ -6,5 +6,6 @@
 pub mod api;
 pub mod azure;
 pub mod cli;
+pub mod controller;
 pub mod emulator;
 pub mod plan;

@@ -51,6 +51,8 @@ pub struct InFlightOperation {
     pub kind: String,
     /// URL to poll (`Azure-AsyncOperation` or `Location`).
     pub poll_url: String,
+    /// Which header the URL came from: `AsyncOperation` or `Location`.
+    pub poll_style: String,
     /// When the operation was started (RFC 3339).
     pub started_at: String,
 }

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and the offline subcommands.
 
 mod plan_cmd;
+mod run_cmd;
 
 pub use plan_cmd::load as load_manifests;
 
@@ -20,6 +21,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the operator: reconcile GlobalPlanes, Stamps and PrivateEndpointSets against Azure.
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as multi-document YAML, or write one file each.
     Crd {
         /// Write `<crd name>.yaml` files into this directory instead of printing.
@@ -53,6 +56,75 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+}
+
+/// How the operator authenticates to ARM.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// Entra workload identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE).
+    WorkloadIdentity,
+    /// Managed identity (user-assigned with --client-id).
+    ManagedIdentity,
+    /// Service principal (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET).
+    ClientSecret,
+    /// The Azure CLI's signed-in user.
+    AzureCli,
+    /// A bearer token file, re-read as it rotates.
+    TokenFile,
+    /// A fixed bearer token (the emulator).
+    Static,
+}
+
+/// Arguments of `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// ARM endpoint (a sovereign cloud's, or the emulator's).
+    #[arg(
+        long,
+        env = "ARM_ENDPOINT",
+        default_value = "https://management.azure.com"
+    )]
+    pub arm_endpoint: String,
+    /// Token scope for ARM.
+    #[arg(
+        long,
+        env = "ARM_SCOPE",
+        default_value = "https://management.azure.com/.default"
+    )]
+    pub arm_scope: String,
+    /// Credential.
+    #[arg(long, env = "ARM_CREDENTIAL", value_enum, default_value_t = CredentialKind::WorkloadIdentity)]
+    pub credential: CredentialKind,
+    /// Client id of a user-assigned managed identity.
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Tenant of a service principal.
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub tenant_id: Option<String>,
+    /// Secret of a service principal.
+    #[arg(long, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Token file (credential token-file) or token (credential static).
+    #[arg(long, env = "ARM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds between drift resyncs of a converged object.
+    #[arg(long, default_value_t = 300)]
+    pub resync_seconds: u64,
+    /// Seconds between looks while something provisions.
+    #[arg(long, default_value_t = 10)]
+    pub poll_seconds: u64,
+    /// Seconds one reconcile waits for an operation before persisting it.
+    #[arg(long, default_value_t = 20)]
+    pub inline_wait_seconds: u64,
+    /// Shortest seconds between polls of one operation.
+    #[arg(long, default_value_t = 1.0)]
+    pub min_poll_seconds: f64,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Log as JSON.
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 /// Output formats of `plan`.
@@ -110,6 +182,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Plan { files, output } => plan_cmd::run(&files, output),
+        Command::Run(args) => run_cmd::run(args),
         Command::DeriveEmulatorSchemas { specs } => {
             let schemas = crate::emulator::spec_schema::derive(&specs).map_err(CliError::Output)?;
             let text =

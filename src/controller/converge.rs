@@ -1,0 +1,268 @@
+//! Converging Azure to a desired graph: resume operations still in flight, then apply resources
+//! wave by wave (independent ones in parallel, writes sharing a lock one after another), waiting
+//! a bounded time for each operation and handing back what is still running so it can be
+//! persisted in status and resumed — never started twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::Value;
+
+use crate::azure::{
+    ApplyOutcome, ArmClient, AzureError, DeleteOutcome, LroKind, LroState, LroStatus, PutOutcome,
+};
+use crate::plan::{Component, DesiredGraph, DesiredResource, Ownership};
+
+/// Whether the operator may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Converge: create, update.
+    Manage,
+    /// Read and report only (`ObserveOnly`, `paused`).
+    Observe,
+}
+
+/// What one pass achieved.
+#[derive(Debug, Default)]
+pub struct Convergence {
+    /// Ids (lower case) of resources that exist and match.
+    pub ready: BTreeSet<String>,
+    /// Live bodies by lower-case id.
+    pub live: BTreeMap<String, Value>,
+    /// Operations still running.
+    pub in_flight: Vec<LroState>,
+    /// Per component, the first problem seen.
+    pub problems: BTreeMap<Component, String>,
+    /// Per component, drift that was repaired (`id: path`).
+    pub repaired: Vec<String>,
+    /// Whether any problem is an Azure refusal that retrying will not fix soon.
+    pub terminal: Vec<AzureError>,
+    /// PUTs sent.
+    pub writes: usize,
+}
+
+impl Convergence {
+    /// Whether every resource of the graph is ready.
+    pub fn complete(&self, graph: &DesiredGraph) -> bool {
+        graph.resources.iter().all(|r| self.ready.contains(&key(r)))
+    }
+
+    /// The live body of `id`.
+    pub fn live_of(&self, id: &str) -> Option<&Value> {
+        self.live.get(&id.to_ascii_lowercase())
+    }
+
+    fn problem(&mut self, component: Component, message: String) {
+        self.problems.entry(component).or_insert(message);
+    }
+}
+
+fn key(r: &DesiredResource) -> String {
+    r.id.as_str().to_ascii_lowercase()
+}
+
+enum Step {
+    Ready(Option<Value>),
+    Running(LroState),
+    Repaired(String, Option<Value>),
+    Blocked(String),
+    Failed(AzureError),
+}
+
+async fn settle(arm: &ArmClient, op: LroState, inline_wait: Duration) -> Result<bool, AzureError> {
+    match tokio::time::timeout(inline_wait, arm.wait(&op)).await {
+        Ok(result) => result.map(|()| true),
+        Err(_) => Ok(false),
+    }
+}
+
+async fn step(
+    arm: &ArmClient,
+    r: &DesiredResource,
+    mode: Mode,
+    inline_wait: Duration,
+) -> (Step, Option<LroState>) {
+    let api = r.kind.api_version();
+    let id = r.id.as_str();
+    if r.ownership == Ownership::Observed || mode == Mode::Observe {
+        return match arm.get(id, api).await {
+            Ok(Some(live)) => match (
+                r.ownership,
+                crate::azure::diff::first_difference(&r.body, &live.body),
+            ) {
+                (Ownership::Managed, Some(path)) => (
+                    Step::Blocked(format!(
+                        "{id} drifted at {path} (not repaired: writes are off)"
+                    )),
+                    None,
+                ),
+                _ => (Step::Ready(Some(live.body)), None),
+            },
+            Ok(None) => (Step::Blocked(format!("{id} does not exist")), None),
+            Err(e) => (Step::Failed(e), None),
+        };
+    }
+    match arm.apply(id, api, &r.body).await {
+        Ok(ApplyOutcome::Unchanged(live)) => (Step::Ready(Some(live.body)), None),
+        Ok(ApplyOutcome::Busy(_)) => (
+            Step::Blocked(format!("{id} is busy with another operation")),
+            None,
+        ),
+        Ok(ApplyOutcome::Written {
+            difference,
+            outcome,
+        }) => {
+            let repaired = |live| match &difference {
+                Some(path) => Step::Repaired(format!("{id}: {path}"), live),
+                None => Step::Ready(live),
+            };
+            match outcome {
+                PutOutcome::Done(body) => (repaired(Some(body)), None),
+                PutOutcome::Started(op) => match settle(arm, op.clone(), inline_wait).await {
+                    Ok(true) => (
+                        repaired(arm.get(id, api).await.ok().flatten().map(|l| l.body)),
+                        None,
+                    ),
+                    Ok(false) => (Step::Running(op.clone()), Some(op)),
+                    Err(e) => (Step::Failed(e), None),
+                },
+            }
+        }
+        Err(e) => (Step::Failed(e), None),
+    }
+}
+
+/// One pass over `graph`, resuming `in_flight` first.
+pub async fn converge(
+    arm: &ArmClient,
+    graph: &DesiredGraph,
+    in_flight: &[LroState],
+    mode: Mode,
+    inline_wait: Duration,
+) -> Convergence {
+    let mut out = Convergence::default();
+    let mut running: BTreeSet<String> = BTreeSet::new();
+    for op in in_flight.iter().filter(|op| op.kind == LroKind::Put) {
+        // Succeeded, failed (the next apply writes a Failed resource again) or forgotten by ARM
+        // (the next apply reads the truth): only a running operation holds its resource back.
+        if let Ok(LroStatus::Running(_)) = arm.poll(op).await {
+            running.insert(op.resource_id.to_ascii_lowercase());
+            out.in_flight.push(op.clone());
+        }
+    }
+    for external in &graph.requires {
+        match arm.get(external.as_str(), "2024-09-01").await {
+            Ok(Some(_)) => {
+                out.ready.insert(external.as_str().to_ascii_lowercase());
+            }
+            Ok(None) => {}
+            Err(e) => out.problem(Component::FrontDoor, e.to_string()),
+        }
+    }
+    let waves = graph.waves();
+    let last = waves.iter().copied().max().unwrap_or(0);
+    for wave in 0..=last {
+        let due: Vec<&DesiredResource> = graph
+            .resources
+            .iter()
+            .zip(&waves)
+            .filter(|(r, w)| **w == wave && !running.contains(&key(r)))
+            .map(|(r, _)| r)
+            .collect();
+        let (go, blocked): (Vec<&DesiredResource>, Vec<&DesiredResource>) =
+            due.into_iter().partition(|r| {
+                r.depends_on
+                    .iter()
+                    .all(|d| out.ready.contains(&d.as_str().to_ascii_lowercase()))
+            });
+        for r in blocked {
+            let missing: Vec<&str> = r
+                .depends_on
+                .iter()
+                .filter(|d| !out.ready.contains(&d.as_str().to_ascii_lowercase()))
+                .map(|d| d.name())
+                .collect();
+            out.problem(
+                r.component,
+                format!("{} waits for {}", r.id.name(), missing.join(", ")),
+            );
+        }
+        // Writes sharing a lock go one after another; groups run in parallel.
+        let mut groups: BTreeMap<String, Vec<&DesiredResource>> = BTreeMap::new();
+        for r in go {
+            let lock = r
+                .lock
+                .as_ref()
+                .map_or_else(|| key(r), |l| l.as_str().to_ascii_lowercase());
+            groups.entry(lock).or_default().push(r);
+        }
+        let results = join_all(groups.into_values().map(|group| async move {
+            let mut steps = Vec::new();
+            for r in group {
+                let (s, _) = step(arm, r, mode, inline_wait).await;
+                steps.push((r, s));
+            }
+            steps
+        }))
+        .await;
+        for (r, s) in results.into_iter().flatten() {
+            let k = key(r);
+            match s {
+                Step::Ready(live) => {
+                    out.ready.insert(k.clone());
+                    if let Some(live) = live {
+                        out.live.insert(k, live);
+                    }
+                }
+                Step::Repaired(what, live) => {
+                    out.writes += 1;
+                    out.repaired.push(what);
+                    out.ready.insert(k.clone());
+                    if let Some(live) = live {
+                        out.live.insert(k, live);
+                    }
+                }
+                Step::Running(op) => {
+                    out.writes += 1;
+                    out.in_flight.push(op);
+                    out.problem(r.component, format!("{} is being provisioned", r.id.name()));
+                }
+                Step::Blocked(why) => out.problem(r.component, why),
+                Step::Failed(e) => {
+                    out.problem(r.component, e.to_string());
+                    if e.class() == crate::azure::ErrorClass::Terminal {
+                        out.terminal.push(e);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Deletes the managed resources of `graph` in reverse dependency order (404 counts as gone),
+/// waiting a bounded time for each. `Ok(true)` when everything is gone.
+pub async fn tear_down(
+    arm: &ArmClient,
+    graph: &DesiredGraph,
+    only: impl Fn(&DesiredResource) -> bool,
+    inline_wait: Duration,
+) -> Result<bool, AzureError> {
+    for r in graph
+        .resources
+        .iter()
+        .rev()
+        .filter(|r| r.ownership == Ownership::Managed && only(r))
+    {
+        match arm.delete(r.id.as_str(), r.kind.api_version()).await? {
+            DeleteOutcome::Gone => {}
+            DeleteOutcome::Started(op) => {
+                if !settle(arm, op, inline_wait).await? {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}

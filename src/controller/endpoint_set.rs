@@ -1,0 +1,366 @@
+//! The PrivateEndpointSet reconciler: endpoints in the stamp's (or operations network's)
+//! private-endpoint subnet, zone groups writing their DNS records, status per endpoint.
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{json, Value};
+
+use super::conditions::{merge, ready, Verdict};
+use super::converge::{converge, tear_down, Mode};
+use super::{
+    next_look, persist, resume, write_status, Context, Error, Result, FIELD_MANAGER, FINALIZER,
+};
+use crate::api::{
+    DeletionPolicy, EndpointStatus, GlobalPlane, ManagementPolicy, PrivateEndpointSet,
+    PrivateEndpointSetStatus, Stamp,
+};
+use crate::plan::bundle::{operations_endpoint_host, stamp_endpoint_host};
+use crate::plan::endpoints::zones_needed;
+use crate::plan::{
+    plan_endpoint_set, plan_global_plane, Component, EndpointHost, EndpointSetInput,
+    EndpointSetPlan, GlobalPlaneInput, StampInput,
+};
+
+/// Entry point of the controller.
+pub async fn reconcile(set: Arc<PrivateEndpointSet>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = set
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let api: Api<PrivateEndpointSet> = Api::namespaced(ctx.kube.clone(), &ns);
+    finalizer(&api, FINALIZER, set, |event| async {
+        match event {
+            Event::Apply(set) => apply(&api, &set, &ctx).await,
+            Event::Cleanup(set) => cleanup(&set, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// The host VNet of a set, or why there is none yet.
+async fn host(
+    ctx: &Context,
+    set: &PrivateEndpointSet,
+    ns: &str,
+) -> Result<std::result::Result<(EndpointHost, Option<Stamp>), Verdict>> {
+    let target = &set.spec.target;
+    if let Some(stamp_ref) = &target.stamp_ref {
+        let Some(stamp) = Api::<Stamp>::namespaced(ctx.kube.clone(), ns)
+            .get_opt(&stamp_ref.name)
+            .await?
+        else {
+            return Ok(Err(Verdict::not(
+                "Endpoints",
+                "StampNotFound",
+                format!("Stamp {} does not exist in namespace {ns}", stamp_ref.name),
+            )));
+        };
+        return Ok(match super::stamp::plan_for(ctx, &stamp).await? {
+            Ok((plan, global)) => {
+                let input = StampInput {
+                    namespace: ns,
+                    name: &stamp.name_any(),
+                    spec: &stamp.spec,
+                };
+                let global_input = GlobalPlaneInput {
+                    name: &stamp.spec.global_plane_ref.name,
+                    spec: &global.spec,
+                };
+                match stamp_endpoint_host(&plan, global_input, input) {
+                    Some(host) => Ok((host, Some(stamp))),
+                    None => Err(Verdict::not(
+                        "Endpoints",
+                        "StampNotPlannable",
+                        "the stamp has no private-endpoint subnet",
+                    )),
+                }
+            }
+            Err(v) => Err(Verdict::not("Endpoints", "StampNotPlannable", v.message)),
+        });
+    }
+    let Some(ops) = &target.operations_network else {
+        return Ok(Err(Verdict::not(
+            "Endpoints",
+            "InvalidSpec",
+            "set exactly one of stampRef or operationsNetwork",
+        )));
+    };
+    let Some(global) = Api::<GlobalPlane>::all(ctx.kube.clone())
+        .get_opt(&ops.global_plane_ref.name)
+        .await?
+    else {
+        return Ok(Err(Verdict::not(
+            "Endpoints",
+            "GlobalPlaneNotFound",
+            format!("GlobalPlane {} does not exist", ops.global_plane_ref.name),
+        )));
+    };
+    let input = GlobalPlaneInput {
+        name: &ops.global_plane_ref.name,
+        spec: &global.spec,
+    };
+    let zones = [(ops.region.clone(), zones_needed(&set.spec, &ops.region))].into();
+    Ok(
+        match plan_global_plane(input, &zones)
+            .ok()
+            .and_then(|plan| operations_endpoint_host(&plan, input, &ops.region))
+        {
+            Some(host) => Ok((host, None)),
+            None => Err(Verdict::not(
+                "Endpoints",
+                "OperationsNetworkNotFound",
+                format!(
+                    "GlobalPlane {} has no operations network in {}",
+                    ops.global_plane_ref.name, ops.region
+                ),
+            )),
+        },
+    )
+}
+
+/// Addresses claimed in the same host by sets created before this one.
+async fn taken_by_others(
+    ctx: &Context,
+    set: &PrivateEndpointSet,
+    ns: &str,
+    host: &EndpointHost,
+) -> Result<u32> {
+    let sets = Api::<PrivateEndpointSet>::namespaced(ctx.kube.clone(), ns)
+        .list(&Default::default())
+        .await?;
+    let key = |s: &PrivateEndpointSet| {
+        (
+            s.metadata.creation_timestamp.clone().map(|t| t.0),
+            s.name_any(),
+        )
+    };
+    let mine = key(set);
+    Ok(sets
+        .items
+        .iter()
+        .filter(|s| {
+            s.spec.target == set.spec.target && s.name_any() != set.name_any() && key(s) < mine
+        })
+        .filter_map(|s| {
+            plan_endpoint_set(
+                EndpointSetInput {
+                    namespace: ns,
+                    name: &s.name_any(),
+                    spec: &s.spec,
+                },
+                host,
+                0,
+            )
+            .ok()
+        })
+        .map(|p| p.addresses)
+        .sum())
+}
+
+/// Makes the stamp the owner so the set is deleted with it.
+async fn adopt(ctx: &Context, set: &PrivateEndpointSet, stamp: &Stamp, ns: &str) -> Result<()> {
+    let Some(uid) = stamp.uid() else {
+        return Ok(());
+    };
+    if set.owner_references().iter().any(|o| o.uid == uid) {
+        return Ok(());
+    }
+    let owner = OwnerReference {
+        api_version: Stamp::api_version(&()).into(),
+        kind: Stamp::kind(&()).into(),
+        name: stamp.name_any(),
+        uid,
+        controller: Some(false),
+        block_owner_deletion: Some(false),
+    };
+    let patch = json!({ "apiVersion": PrivateEndpointSet::api_version(&()), "kind": PrivateEndpointSet::kind(&()), "metadata": { "ownerReferences": [owner] } });
+    Api::<PrivateEndpointSet>::namespaced(ctx.kube.clone(), ns)
+        .patch(
+            &set.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn plan_for(
+    ctx: &Context,
+    set: &PrivateEndpointSet,
+) -> Result<std::result::Result<(EndpointSetPlan, Option<Stamp>), Verdict>> {
+    let ns = set
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let (host, stamp) = match host(ctx, set, &ns).await? {
+        Ok(found) => found,
+        Err(v) => return Ok(Err(v)),
+    };
+    let taken = taken_by_others(ctx, set, &ns, &host).await?;
+    Ok(
+        match plan_endpoint_set(
+            EndpointSetInput {
+                namespace: &ns,
+                name: &set.name_any(),
+                spec: &set.spec,
+            },
+            &host,
+            taken,
+        ) {
+            Ok(plan) => Ok((plan, stamp)),
+            Err(e) => Err(Verdict::not("Endpoints", "InvalidSpec", e.to_string())),
+        },
+    )
+}
+
+async fn apply(
+    api: &Api<PrivateEndpointSet>,
+    set: &PrivateEndpointSet,
+    ctx: &Context,
+) -> Result<Action> {
+    let ns = set
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let previous = set.status.clone().unwrap_or_default();
+    let generation = set.metadata.generation;
+    let (plan, stamp) = match plan_for(ctx, set).await? {
+        Ok(found) => found,
+        Err(verdict) => {
+            let status = PrivateEndpointSetStatus {
+                observed_generation: generation,
+                phase: Some(
+                    if verdict.reason == "InvalidSpec" {
+                        "InvalidSpec"
+                    } else {
+                        "Pending"
+                    }
+                    .into(),
+                ),
+                conditions: merge(
+                    &previous.conditions,
+                    &[ready(std::slice::from_ref(&verdict)), verdict.clone()],
+                    generation,
+                ),
+                endpoints_ready: Some(format!("0/{}", set.spec.endpoints.len())),
+                ..previous.clone()
+            };
+            write_status(api, set, serde_json::to_value(&status).unwrap_or_default()).await?;
+            return Ok(if verdict.reason == "InvalidSpec" {
+                Action::await_change()
+            } else {
+                Action::requeue(ctx.settings.poll)
+            });
+        }
+    };
+    if let Some(stamp) = &stamp {
+        adopt(ctx, set, stamp, &ns).await?;
+    }
+    let mode = if set.spec.paused || set.spec.management_policy == ManagementPolicy::ObserveOnly {
+        Mode::Observe
+    } else {
+        Mode::Manage
+    };
+    let conv = converge(
+        &ctx.arm,
+        &plan.graph,
+        &resume(&previous.in_flight),
+        mode,
+        ctx.settings.inline_wait,
+    )
+    .await;
+    let endpoints: Vec<EndpointStatus> = plan
+        .endpoints
+        .iter()
+        .map(|e| {
+            let live = conv.live_of(e.id.as_str());
+            let ips: Vec<String> = live
+                .and_then(|l| l.pointer("/properties/customDnsConfigs").and_then(Value::as_array).cloned())
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|c| c["ipAddresses"].as_array().cloned().unwrap_or_default())
+                .filter_map(|ip| ip.as_str().map(String::from))
+                .collect();
+            let state = live
+                .and_then(|l| l.pointer("/properties/privateLinkServiceConnections/0/properties/privateLinkServiceConnectionState/status").and_then(Value::as_str))
+                .map(String::from);
+            EndpointStatus { name: e.name.clone(), id: live.map(|_| e.id.to_string()), private_ip: ips.first().cloned(), fqdns: e.fqdns.clone(), connection_state: state, private_dns_zone: Some(e.zone.clone()) }
+        })
+        .collect();
+    let ready_count = endpoints
+        .iter()
+        .zip(&plan.endpoints)
+        .filter(|(s, p)| {
+            s.connection_state.as_deref() == Some("Approved")
+                && conv.ready.contains(&format!(
+                    "{}/privatednszonegroups/default",
+                    p.id.as_str().to_ascii_lowercase()
+                ))
+        })
+        .count();
+    let endpoints_verdict = if ready_count == endpoints.len() {
+        Verdict::ok(
+            "Endpoints",
+            "Ready",
+            format!("{ready_count} endpoints approved with DNS records"),
+        )
+    } else {
+        match conv.problems.get(&Component::PrivateEndpoints) {
+            Some(p) => Verdict::not("Endpoints", "Provisioning", p.clone()),
+            None => Verdict::not(
+                "Endpoints",
+                "AwaitingApproval",
+                "a connection is not approved by the target's owner yet",
+            ),
+        }
+    };
+    let verdicts = [
+        ready(std::slice::from_ref(&endpoints_verdict)),
+        endpoints_verdict,
+    ];
+    let all_ready = verdicts[0].ok;
+    let status = PrivateEndpointSetStatus {
+        observed_generation: generation,
+        phase: Some(if all_ready { "Ready" } else { "Provisioning" }.into()),
+        conditions: merge(&previous.conditions, &verdicts, generation),
+        endpoints_ready: Some(format!("{ready_count}/{}", endpoints.len())),
+        endpoints,
+        in_flight: persist(&conv.in_flight),
+    };
+    write_status(api, set, serde_json::to_value(&status).unwrap_or_default()).await?;
+    Ok(next_look(
+        &ctx.settings,
+        all_ready && conv.in_flight.is_empty(),
+    ))
+}
+
+async fn cleanup(set: &PrivateEndpointSet, ctx: &Context) -> Result<Action> {
+    let status = set.status.clone().unwrap_or_default();
+    if set.spec.deletion_policy == DeletionPolicy::Orphan
+        || status.endpoints.iter().all(|e| e.id.is_none()) && status.in_flight.is_empty()
+    {
+        return Ok(Action::await_change());
+    }
+    let Ok((plan, _)) = plan_for(ctx, set).await? else {
+        // The stamp (and its resource group with these endpoints) is gone or unplannable.
+        return Ok(Action::await_change());
+    };
+    if tear_down(
+        &ctx.arm,
+        &plan.graph,
+        |r| r.kind == crate::plan::ResourceKind::PrivateEndpoint,
+        ctx.settings.inline_wait,
+    )
+    .await?
+    {
+        Ok(Action::await_change())
+    } else {
+        Err(Error::InProgress(format!(
+            "deleting endpoints of {}",
+            set.name_any()
+        )))
+    }
+}

@@ -1,0 +1,39 @@
+//! The controller's one error type.
+
+use crate::azure::AzureError;
+
+/// Everything a reconcile can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    /// Azure failed in a way the reconcile could not absorb.
+    #[error("azure: {0}")]
+    Azure(#[from] AzureError),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Deletion or another multi-step change is still under way; look again soon.
+    #[error("in progress: {0}")]
+    InProgress(String),
+    /// An object without the name or namespace it must have.
+    #[error("object without {0}")]
+    MissingObjectKey(&'static str),
+}
+
+impl Error {
+    /// Label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kubernetes",
+            Error::Azure(e) => e.class().label(),
+            Error::Finalizer(_) => "finalizer",
+            Error::MissingObjectKey(_) => "missing_key",
+            Error::InProgress(_) => "in_progress",
+        }
+    }
+}
+
+/// Result of controller functions.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,256 @@
+//! The GlobalPlane reconciler: Front Door Premium + WAF, operations networks and their DNS, and
+//! the list of stamps registered as origins.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event};
+use kube::{Api, ResourceExt};
+use serde_json::Value;
+
+use super::conditions::{merge, ready, Verdict};
+use super::converge::{converge, tear_down, Convergence, Mode};
+use super::{next_look, persist, resume, write_status, Context, Error, Result, FINALIZER};
+use crate::api::{
+    DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, ManagementPolicy,
+    OperationsNetworkStatus, PrivateEndpointSet, Stamp, StampOriginStatus,
+};
+use crate::plan::endpoints::zones_needed;
+use crate::plan::{plan_global_plane, Component, GlobalPlaneInput, GlobalPlanePlan};
+
+/// Entry point of the controller.
+pub async fn reconcile(global: Arc<GlobalPlane>, ctx: Arc<Context>) -> Result<Action> {
+    let api: Api<GlobalPlane> = Api::all(ctx.kube.clone());
+    finalizer(&api, FINALIZER, global, |event| async {
+        match event {
+            Event::Apply(global) => apply(&api, &global, &ctx).await,
+            Event::Cleanup(global) => cleanup(&global, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+async fn plan_for(
+    ctx: &Context,
+    global: &GlobalPlane,
+) -> Result<std::result::Result<GlobalPlanePlan, String>> {
+    let name = global.name_any();
+    let sets = Api::<PrivateEndpointSet>::all(ctx.kube.clone())
+        .list(&Default::default())
+        .await?;
+    let mut ops_zones: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for set in sets
+        .items
+        .iter()
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
+    {
+        if let Some(ops) = set
+            .spec
+            .target
+            .operations_network
+            .as_ref()
+            .filter(|o| o.global_plane_ref.name == name)
+        {
+            ops_zones
+                .entry(ops.region.clone())
+                .or_default()
+                .extend(zones_needed(&set.spec, &ops.region));
+        }
+    }
+    Ok(plan_global_plane(
+        GlobalPlaneInput {
+            name: &name,
+            spec: &global.spec,
+        },
+        &ops_zones,
+    )
+    .map_err(|e| e.to_string()))
+}
+
+fn verdict(conv: &Convergence, condition: &str, components: &[Component]) -> Verdict {
+    match components.iter().find_map(|c| conv.problems.get(c)) {
+        None => Verdict::ok(condition, "Ready", "provisioned and matching the spec"),
+        Some(p)
+            if p.contains("being provisioned") || p.contains("waits for") || p.contains("busy") =>
+        {
+            Verdict::not(condition, "Provisioning", p.clone())
+        }
+        Some(p) => Verdict::not(condition, "AzureError", p.clone()),
+    }
+}
+
+async fn stamps_of(ctx: &Context, name: &str) -> Result<Vec<Stamp>> {
+    let stamps = Api::<Stamp>::all(ctx.kube.clone())
+        .list(&Default::default())
+        .await?;
+    Ok(stamps
+        .items
+        .into_iter()
+        .filter(|s| s.spec.global_plane_ref.name == name)
+        .collect())
+}
+
+async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> Result<Action> {
+    let previous = global.status.clone().unwrap_or_default();
+    let generation = global.metadata.generation;
+    let plan = match plan_for(ctx, global).await? {
+        Ok(plan) => plan,
+        Err(message) => {
+            let v = Verdict::not("FrontDoor", "InvalidSpec", message);
+            let status = GlobalPlaneStatus {
+                observed_generation: generation,
+                phase: Some("InvalidSpec".into()),
+                conditions: merge(
+                    &previous.conditions,
+                    &[ready(std::slice::from_ref(&v)), v.clone()],
+                    generation,
+                ),
+                ..previous.clone()
+            };
+            write_status(
+                api,
+                global,
+                serde_json::to_value(&status).unwrap_or_default(),
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let mode =
+        if global.spec.paused || global.spec.management_policy == ManagementPolicy::ObserveOnly {
+            Mode::Observe
+        } else {
+            Mode::Manage
+        };
+    let conv = converge(
+        &ctx.arm,
+        &plan.graph,
+        &resume(&previous.in_flight),
+        mode,
+        ctx.settings.inline_wait,
+    )
+    .await;
+    let components = vec![
+        verdict(
+            &conv,
+            "FrontDoor",
+            &[Component::ResourceGroup, Component::FrontDoor],
+        ),
+        verdict(&conv, "Waf", &[Component::Waf]),
+        verdict(&conv, "PrivateDns", &[Component::PrivateDns]),
+        verdict(&conv, "OperationsNetworks", &[Component::OperationsNetwork]),
+    ];
+    let all = ready(&components);
+    let converged = all.ok && conv.in_flight.is_empty();
+    let stamps = stamps_of(ctx, &global.name_any()).await?;
+    let origins: Vec<StampOriginStatus> = stamps
+        .iter()
+        .map(|s| {
+            let status = s.status.clone().unwrap_or_default();
+            StampOriginStatus {
+                stamp: format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()),
+                region: s.spec.region.clone(),
+                origin_id: status
+                    .outputs
+                    .as_ref()
+                    .and_then(|o| o.front_door_origin_id.clone()),
+                enabled: s.spec.front_door.enabled,
+                weight: s.spec.front_door.weight,
+                connection_state: status
+                    .private_link_connection
+                    .as_ref()
+                    .map(|c| c.state.clone()),
+            }
+        })
+        .collect();
+    let mut resource_ids = BTreeMap::new();
+    for (role, id) in [
+        ("profile", &plan.ids.profile),
+        ("endpoint", &plan.ids.endpoint),
+        ("originGroup", &plan.ids.origin_group),
+        ("wafPolicy", &plan.ids.waf_policy),
+        ("securityPolicy", &plan.ids.security_policy),
+    ] {
+        resource_ids.insert(role.to_string(), id.to_string());
+    }
+    let mut verdicts = vec![all];
+    verdicts.extend(components);
+    let status = GlobalPlaneStatus {
+        observed_generation: generation,
+        phase: Some(
+            if converged {
+                "Ready"
+            } else if mode == Mode::Observe {
+                "Observing"
+            } else {
+                "Provisioning"
+            }
+            .into(),
+        ),
+        conditions: merge(&previous.conditions, &verdicts, generation),
+        front_door_host_name: conv
+            .live_of(plan.ids.endpoint.as_str())
+            .and_then(|e| e.pointer("/properties/hostName"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        stamp_count: origins.iter().filter(|o| o.origin_id.is_some()).count() as i32,
+        stamps: origins,
+        resource_ids,
+        operations_networks: plan
+            .operations_networks
+            .iter()
+            .map(|o| OperationsNetworkStatus {
+                region: o.region.clone(),
+                virtual_network_id: conv
+                    .live_of(o.virtual_network.as_str())
+                    .map(|_| o.virtual_network.to_string()),
+                subnet_ids: o
+                    .address
+                    .subnets
+                    .iter()
+                    .map(|s| (s.role.label().to_string(), o.subnet_id(s.role).to_string()))
+                    .collect(),
+            })
+            .collect(),
+        in_flight: persist(&conv.in_flight),
+    };
+    let was_ready = previous.is_ready();
+    write_status(
+        api,
+        global,
+        serde_json::to_value(&status).unwrap_or_default(),
+    )
+    .await?;
+    if converged && !was_ready {
+        tracing::info!(global = %global.name_any(), "GlobalPlane is ready");
+    }
+    Ok(next_look(&ctx.settings, converged))
+}
+
+async fn cleanup(global: &GlobalPlane, ctx: &Context) -> Result<Action> {
+    if global.spec.deletion_policy == DeletionPolicy::Orphan {
+        return Ok(Action::await_change());
+    }
+    let stamps = stamps_of(ctx, &global.name_any()).await?;
+    if !stamps.is_empty() {
+        // Deleting Front Door under live stamps would cut their traffic: wait for them to go.
+        return Err(Error::InProgress(format!(
+            "{} stamp(s) still use GlobalPlane {}",
+            stamps.len(),
+            global.name_any()
+        )));
+    }
+    let Ok(plan) = plan_for(ctx, global).await? else {
+        return Ok(Action::await_change());
+    };
+    if tear_down(&ctx.arm, &plan.graph, |_| true, ctx.settings.inline_wait).await? {
+        Ok(Action::await_change())
+    } else {
+        Err(Error::InProgress(format!(
+            "deleting GlobalPlane {}",
+            global.name_any()
+        )))
+    }
+}

@@ -1,0 +1,183 @@
+//! Reconcile loops: glue between the API (`crate::api`), the planner (`crate::plan`) and the ARM
+//! engine (`crate::azure`). One module per kind; status is written only here, by server-side
+//! apply with one field manager.
+
+pub mod conditions;
+pub mod converge;
+pub mod endpoint_set;
+pub mod error;
+pub mod global_plane;
+pub mod serve;
+pub mod stamp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::watcher;
+use kube::runtime::Controller;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::{json, Value};
+
+use crate::api::{GlobalPlane, InFlightOperation, PrivateEndpointSet, Stamp};
+use crate::azure::{ArmClient, LroKind, LroState, PollStyle};
+pub use error::{Error, Result};
+
+/// Field manager of every status write.
+pub const FIELD_MANAGER: &str = "stamp-operator";
+/// Finalizer guarding Azure cleanup.
+pub const FINALIZER: &str = "missioncritical.dev/azure-cleanup";
+
+/// Settings of the reconcilers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Period of the drift resync of a converged object.
+    pub resync: Duration,
+    /// How soon to look again while something is provisioning.
+    pub poll: Duration,
+    /// How long one reconcile waits for an operation before persisting it and requeueing.
+    pub inline_wait: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            resync: Duration::from_secs(300),
+            poll: Duration::from_secs(10),
+            inline_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What every reconcile gets.
+pub struct Context {
+    /// Kubernetes client.
+    pub kube: Client,
+    /// ARM client (shared budget, shared breaker).
+    pub arm: Arc<ArmClient>,
+    /// Settings.
+    pub settings: Settings,
+}
+
+/// Runs the three controllers until the process is stopped.
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.kube.clone();
+    let stamps = Controller::new(
+        Api::<Stamp>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .watches(
+        Api::<PrivateEndpointSet>::all(client.clone()),
+        watcher::Config::default(),
+        |set| {
+            let ns = set.namespace()?;
+            set.spec
+                .target
+                .stamp_ref
+                .as_ref()
+                .map(|s| kube::runtime::reflector::ObjectRef::new(&s.name).within(&ns))
+        },
+    )
+    .run(stamp::reconcile, error_policy, ctx.clone())
+    .for_each(|_| async {});
+    let sets = Controller::new(
+        Api::<PrivateEndpointSet>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .run(endpoint_set::reconcile, error_policy, ctx.clone())
+    .for_each(|_| async {});
+    let globals = Controller::new(
+        Api::<GlobalPlane>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .run(global_plane::reconcile, error_policy, ctx.clone())
+    .for_each(|_| async {});
+    futures::join!(stamps, sets, globals);
+}
+
+/// Requeue after a failed reconcile: soon for what clears soon, slowly for terminal refusals.
+pub fn error_policy<K>(_: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %error, kind = error.metric_label(), "reconcile failed");
+    let wait = match error {
+        Error::Azure(e) => e.class().default_retry().min(ctx.settings.resync),
+        _ => ctx.settings.poll,
+    };
+    Action::requeue(wait)
+}
+
+/// Writes `status` with server-side apply (one field manager, forced: the operator owns status).
+pub async fn write_status<K>(api: &Api<K>, obj: &K, status: Value) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingObjectKey("name"))?;
+    let patch =
+        json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Operations to persist in status.
+pub fn persist(ops: &[LroState]) -> Vec<InFlightOperation> {
+    ops.iter()
+        .map(|op| InFlightOperation {
+            resource_id: op.resource_id.clone(),
+            kind: match op.kind {
+                LroKind::Put => "Put".into(),
+                LroKind::Delete => "Delete".into(),
+            },
+            poll_url: op.poll_url.clone(),
+            poll_style: match op.style {
+                PollStyle::AsyncOperation => "AsyncOperation".into(),
+                PollStyle::Location => "Location".into(),
+            },
+            started_at: op.started_at.to_string(),
+        })
+        .collect()
+}
+
+/// Operations read back from status.
+pub fn resume(ops: &[InFlightOperation]) -> Vec<LroState> {
+    ops.iter()
+        .map(|op| LroState {
+            resource_id: op.resource_id.clone(),
+            kind: if op.kind == "Delete" {
+                LroKind::Delete
+            } else {
+                LroKind::Put
+            },
+            poll_url: op.poll_url.clone(),
+            style: if op.poll_style == "Location" {
+                PollStyle::Location
+            } else {
+                PollStyle::AsyncOperation
+            },
+            started_at: op.started_at.parse().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// When to look again after a pass.
+pub fn next_look(settings: &Settings, converged: bool) -> Action {
+    if converged {
+        // Jitter spreads the resyncs of many objects over the period.
+        let jitter = Duration::from_millis(
+            u64::from(uuid::Uuid::new_v4().as_u128() as u16)
+                % (settings.resync.as_millis() as u64 / 10 + 1),
+        );
+        Action::requeue(settings.resync + jitter)
+    } else {
+        Action::requeue(settings.poll)
+    }
+}

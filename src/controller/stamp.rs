@@ -1,0 +1,492 @@
+//! The Stamp reconciler: plan, converge, approve Front Door's private-link connection, report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event};
+use kube::{Api, ResourceExt};
+use serde_json::{json, Value};
+
+use super::conditions::{merge, ready, Verdict};
+use super::converge::{converge, tear_down, Convergence, Mode};
+use super::{next_look, persist, resume, write_status, Context, Error, Result, FINALIZER};
+use crate::api::{
+    ApprovalMode, DeletionPolicy, GlobalPlane, ManagementPolicy, PlannedSubnet, PrivateEndpointSet,
+    PrivateLinkConnection, Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
+};
+use crate::azure::PutOutcome;
+use crate::plan::endpoints::zones_needed;
+use crate::plan::{
+    plan_stamp, Component, GlobalPlaneInput, StampInput, StampObservations, StampPlan, SubnetRole,
+};
+
+/// Entry point of the controller.
+pub async fn reconcile(stamp: Arc<Stamp>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = stamp
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let api: Api<Stamp> = Api::namespaced(ctx.kube.clone(), &ns);
+    finalizer(&api, FINALIZER, stamp, |event| async {
+        match event {
+            Event::Apply(stamp) => apply(&api, &stamp, &ctx).await,
+            Event::Cleanup(stamp) => cleanup(&api, &stamp, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// The zones the stamp's PrivateEndpointSets need.
+async fn zones(ctx: &Context, ns: &str, name: &str, region: &str) -> Result<BTreeSet<String>> {
+    let sets = Api::<PrivateEndpointSet>::namespaced(ctx.kube.clone(), ns)
+        .list(&Default::default())
+        .await?;
+    Ok(sets
+        .items
+        .iter()
+        .filter(|s| {
+            s.metadata.deletion_timestamp.is_none()
+                && s.spec
+                    .target
+                    .stamp_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name)
+        })
+        .flat_map(|s| zones_needed(&s.spec, region))
+        .collect())
+}
+
+/// The plan of a stamp, with what it depends on; `Err(verdict)` when it cannot be planned.
+pub async fn plan_for(
+    ctx: &Context,
+    stamp: &Stamp,
+) -> Result<std::result::Result<(StampPlan, GlobalPlane), Verdict>> {
+    let ns = stamp
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let name = stamp.name_any();
+    let Some(global) = Api::<GlobalPlane>::all(ctx.kube.clone())
+        .get_opt(&stamp.spec.global_plane_ref.name)
+        .await?
+    else {
+        return Ok(Err(Verdict::not(
+            "AddressPlan",
+            "GlobalPlaneNotFound",
+            format!(
+                "GlobalPlane {} does not exist",
+                stamp.spec.global_plane_ref.name
+            ),
+        )));
+    };
+    let zones = zones(ctx, &ns, &name, &stamp.spec.region).await?;
+    let seen = StampObservations {
+        firewall_private_ip: stamp
+            .status
+            .as_ref()
+            .and_then(|s| s.outputs.as_ref())
+            .and_then(|o| o.firewall_private_ip.as_deref())
+            .and_then(|ip| ip.parse().ok()),
+    };
+    let global_input = GlobalPlaneInput {
+        name: &stamp.spec.global_plane_ref.name,
+        spec: &global.spec,
+    };
+    Ok(
+        match plan_stamp(
+            StampInput {
+                namespace: &ns,
+                name: &name,
+                spec: &stamp.spec,
+            },
+            global_input,
+            &zones,
+            &seen,
+        ) {
+            Ok(plan) => Ok((plan, global)),
+            Err(e) => Err(Verdict::not("AddressPlan", "InvalidSpec", e.to_string())),
+        },
+    )
+}
+
+fn component_verdict(conv: &Convergence, condition: &str, components: &[Component]) -> Verdict {
+    match components.iter().find_map(|c| conv.problems.get(c)) {
+        None => Verdict::ok(condition, "Ready", "provisioned and matching the spec"),
+        Some(problem)
+            if problem.contains("being provisioned")
+                || problem.contains("waits for")
+                || problem.contains("busy") =>
+        {
+            Verdict::not(condition, "Provisioning", problem.clone())
+        }
+        Some(problem) => Verdict::not(condition, "AzureError", problem.clone()),
+    }
+}
+
+/// Decides about the connections on the stamp's Private Link Service; approves or rejects as the
+/// GlobalPlane's policy says (when writes are allowed) and reports Front Door's connection.
+async fn private_link(
+    ctx: &Context,
+    plan: &StampPlan,
+    global: &GlobalPlane,
+    conv: &Convergence,
+    mode: Mode,
+) -> (Verdict, Option<PrivateLinkConnection>) {
+    let Some(pls) = conv.live_of(plan.private_link_service.as_str()) else {
+        return (
+            Verdict::not(
+                "PrivateLinkApproved",
+                "Provisioning",
+                "the Private Link Service is not ready",
+            ),
+            None,
+        );
+    };
+    let connections = pls
+        .pointer("/properties/privateEndpointConnections")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let policy = &global.spec.private_link_approval;
+    let mut ours = None;
+    for c in connections {
+        let id = c["id"].as_str().unwrap_or_default().to_string();
+        let state = c
+            .pointer("/properties/privateLinkServiceConnectionState/status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let message = c
+            .pointer("/properties/privateLinkServiceConnectionState/description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let expected = message == plan.request_message;
+        let decision = match (state.as_str(), expected, policy.mode, policy.unexpected) {
+            ("Pending", true, ApprovalMode::ApproveMatching, _) => Some("Approved"),
+            ("Pending", false, _, UnexpectedConnectionAction::Reject) => Some("Rejected"),
+            _ => None,
+        };
+        let mut final_state = state.clone();
+        if let (Some(decision), Mode::Manage) = (decision, mode) {
+            let body = json!({ "properties": { "privateLinkServiceConnectionState": { "status": decision, "description": format!("{decision} by stamp-operator"), "actionsRequired": "None" } } });
+            if let Ok(PutOutcome::Started(op)) = ctx.arm.put(&id, "2024-05-01", &body, None).await {
+                let _ = tokio::time::timeout(ctx.settings.inline_wait, ctx.arm.wait(&op)).await;
+            }
+            final_state = decision.to_string();
+        }
+        if expected {
+            ours = Some(PrivateLinkConnection {
+                name: id.rsplit('/').next().unwrap_or_default().to_string(),
+                state: final_state,
+                request_message: Some(message),
+            });
+        }
+    }
+    let verdict = match &ours {
+        Some(c) if c.state == "Approved" => Verdict::ok(
+            "PrivateLinkApproved",
+            "Approved",
+            format!("Front Door's connection {} is approved", c.name),
+        ),
+        Some(c) => Verdict::not(
+            "PrivateLinkApproved",
+            &c.state,
+            format!("Front Door's connection {} is {}", c.name, c.state),
+        ),
+        None => Verdict::not(
+            "PrivateLinkApproved",
+            "Pending",
+            "no connection from this GlobalPlane's Front Door yet",
+        ),
+    };
+    (verdict, ours)
+}
+
+/// Whether anything public appeared that the design forbids.
+fn isolation(plan: &StampPlan, conv: &Convergence, firewall_ip: Option<&str>) -> Verdict {
+    let Some(vnet) = conv.live_of(plan.virtual_network.as_str()) else {
+        return Verdict::not("NetworkIsolated", "Provisioning", "the VNet is not ready");
+    };
+    let subnets = vnet
+        .pointer("/properties/subnets")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for s in &subnets {
+        let name = s["name"].as_str().unwrap_or_default();
+        if name != SubnetRole::Firewall.azure_name()
+            && s.pointer("/properties/defaultOutboundAccess") != Some(&json!(false))
+        {
+            return Verdict::not(
+                "NetworkIsolated",
+                "DefaultOutboundAccess",
+                format!("subnet {name} has default outbound internet access"),
+            );
+        }
+        if name != SubnetRole::Firewall.azure_name()
+            && s.pointer("/properties/networkSecurityGroup/id").is_none()
+        {
+            return Verdict::not(
+                "NetworkIsolated",
+                "NoNetworkSecurityGroup",
+                format!("subnet {name} has no network security group"),
+            );
+        }
+    }
+    if let (Some(ip), Some(rt)) = (
+        firewall_ip,
+        conv.live
+            .iter()
+            .find(|(k, _)| k.contains("/routetables/"))
+            .map(|(_, v)| v),
+    ) {
+        let hop = rt
+            .pointer("/properties/routes/0/properties/nextHopIpAddress")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if hop != ip {
+            return Verdict::not(
+                "NetworkIsolated",
+                "EgressBypass",
+                format!("the default route points to {hop}, not the firewall {ip}"),
+            );
+        }
+    }
+    Verdict::ok(
+        "NetworkIsolated",
+        "Isolated",
+        "no public endpoint, default outbound access off, egress only through the firewall",
+    )
+}
+
+fn outputs(plan: &StampPlan, conv: &Convergence) -> StampOutputs {
+    let live = |kind: &str| {
+        conv.live
+            .iter()
+            .find(|(k, _)| k.contains(kind))
+            .map(|(_, v)| v)
+    };
+    StampOutputs {
+        resource_group_id: Some(plan.resource_group.to_string()),
+        virtual_network_id: Some(plan.virtual_network.to_string()),
+        subnet_ids: plan
+            .address
+            .subnets
+            .iter()
+            .map(|s| {
+                (
+                    s.role.label().to_string(),
+                    plan.subnet_id(s.role).to_string(),
+                )
+            })
+            .collect::<BTreeMap<_, _>>(),
+        firewall_private_ip: live("/azurefirewalls/")
+            .and_then(|f| f.pointer("/properties/ipConfigurations/0/properties/privateIPAddress"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        firewall_public_ip: live("/publicipaddresses/")
+            .and_then(|p| p.pointer("/properties/ipAddress"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        private_link_service_id: Some(plan.private_link_service.to_string()),
+        private_link_service_alias: conv
+            .live_of(plan.private_link_service.as_str())
+            .and_then(|p| p.pointer("/properties/alias"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        load_balancer_ip: Some(plan.load_balancer_ip.to_string()),
+        front_door_origin_id: conv
+            .live_of(plan.front_door_origin.as_str())
+            .map(|_| plan.front_door_origin.to_string()),
+    }
+}
+
+async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action> {
+    let previous = stamp.status.clone().unwrap_or_default();
+    let generation = stamp.metadata.generation;
+    let (plan, global) = match plan_for(ctx, stamp).await? {
+        Ok(found) => found,
+        Err(verdict) => {
+            let status = StampStatus {
+                observed_generation: generation,
+                phase: Some(
+                    if verdict.reason == "InvalidSpec" {
+                        "InvalidSpec"
+                    } else {
+                        "Pending"
+                    }
+                    .into(),
+                ),
+                conditions: merge(
+                    &previous.conditions,
+                    &[ready(std::slice::from_ref(&verdict)), verdict.clone()],
+                    generation,
+                ),
+                in_flight: previous.in_flight.clone(),
+                ..previous.clone()
+            };
+            write_status(
+                api,
+                stamp,
+                serde_json::to_value(&status).unwrap_or_default(),
+            )
+            .await?;
+            // An invalid spec waits for a change; a missing GlobalPlane is looked for again.
+            return Ok(if verdict.reason == "InvalidSpec" {
+                Action::await_change()
+            } else {
+                Action::requeue(ctx.settings.poll)
+            });
+        }
+    };
+    let mode = if stamp.spec.paused || stamp.spec.management_policy == ManagementPolicy::ObserveOnly
+    {
+        Mode::Observe
+    } else {
+        Mode::Manage
+    };
+    let conv = converge(
+        &ctx.arm,
+        &plan.graph,
+        &resume(&previous.in_flight),
+        mode,
+        ctx.settings.inline_wait,
+    )
+    .await;
+    for repaired in &conv.repaired {
+        tracing::info!(stamp = %stamp.name_any(), %repaired, "repaired drift");
+    }
+    let (approval, connection) = private_link(ctx, &plan, &global, &conv, mode).await;
+    let outputs = outputs(&plan, &conv);
+    let mut components = vec![
+        Verdict::ok(
+            "AddressPlan",
+            "Planned",
+            format!(
+                "{} subnets in {}",
+                plan.address.subnets.len(),
+                plan.address.space
+            ),
+        ),
+        component_verdict(
+            &conv,
+            "Network",
+            &[Component::ResourceGroup, Component::Network],
+        ),
+        component_verdict(&conv, "Egress", &[Component::Egress]),
+        component_verdict(&conv, "Ingress", &[Component::Ingress]),
+        component_verdict(&conv, "PrivateLink", &[Component::PrivateDns]),
+        component_verdict(&conv, "FrontDoorOrigin", &[Component::FrontDoorOrigin]),
+        approval,
+        isolation(&plan, &conv, outputs.firewall_private_ip.as_deref()),
+    ];
+    if mode == Mode::Observe {
+        let why = if stamp.spec.paused {
+            "Paused"
+        } else {
+            "ObserveOnly"
+        };
+        components.push(Verdict::ok(
+            "Writes",
+            why,
+            "the operator reads and reports but does not write",
+        ));
+    }
+    let all = ready(&components);
+    let converged = all.ok && conv.in_flight.is_empty();
+    let phase = if all.ok {
+        "Ready"
+    } else if mode == Mode::Observe {
+        if stamp.spec.paused {
+            "Paused"
+        } else {
+            "Observing"
+        }
+    } else if conv.terminal.is_empty() {
+        "Provisioning"
+    } else {
+        "Degraded"
+    };
+    let mut verdicts = vec![all];
+    verdicts.extend(components);
+    let status = StampStatus {
+        observed_generation: generation,
+        phase: Some(phase.into()),
+        conditions: merge(&previous.conditions, &verdicts, generation),
+        address_plan: plan
+            .address
+            .subnets
+            .iter()
+            .map(|s| PlannedSubnet {
+                role: s.role.label().into(),
+                name: s.role.azure_name().into(),
+                cidr: s.cidr.to_string(),
+                usable: s.usable(),
+            })
+            .collect(),
+        outputs: Some(outputs),
+        private_link_connection: connection,
+        in_flight: persist(&conv.in_flight),
+    };
+    write_status(
+        api,
+        stamp,
+        serde_json::to_value(&status).unwrap_or_default(),
+    )
+    .await?;
+    Ok(next_look(&ctx.settings, converged))
+}
+
+async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action> {
+    let status = stamp.status.clone().unwrap_or_default();
+    let created_nothing = status.outputs.is_none() && status.in_flight.is_empty();
+    if stamp.spec.deletion_policy == DeletionPolicy::Orphan || created_nothing {
+        return Ok(Action::await_change());
+    }
+    let Ok((plan, _)) = plan_for(ctx, stamp).await? else {
+        // Without a plan there is nothing we can identify safely; leave Azure as it is.
+        tracing::warn!(stamp = %stamp.name_any(), "deleting a stamp that cannot be planned: Azure resources are left in place");
+        return Ok(Action::await_change());
+    };
+    let wait = ctx.settings.inline_wait;
+    // Front Door stops sending traffic first, then the stamp goes; an owned resource group takes
+    // everything in it along.
+    let origin_gone = tear_down(
+        &ctx.arm,
+        &plan.graph,
+        |r| r.component == Component::FrontDoorOrigin,
+        wait,
+    )
+    .await?;
+    let rest_gone = origin_gone
+        && if plan.owns_resource_group {
+            tear_down(
+                &ctx.arm,
+                &plan.graph,
+                |r| r.component == Component::ResourceGroup,
+                wait,
+            )
+            .await?
+        } else {
+            tear_down(&ctx.arm, &plan.graph, |_| true, wait).await?
+        };
+    if rest_gone {
+        Ok(Action::await_change())
+    } else {
+        let deleting = StampStatus {
+            phase: Some("Deleting".into()),
+            ..status
+        };
+        write_status(
+            api,
+            stamp,
+            serde_json::to_value(&deleting).unwrap_or_default(),
+        )
+        .await?;
+        Err(Error::InProgress(format!(
+            "deleting stamp {}",
+            stamp.name_any()
+        )))
+    }
+}

@@ -92,6 +92,16 @@ pub async fn run(ctx: Arc<Context>) {
         Api::<GlobalPlane>::all(client.clone()),
         watcher::Config::default(),
     )
+    // A stamp coming, going or changing its origin changes what the GlobalPlane reports.
+    .watches(
+        Api::<Stamp>::all(client.clone()),
+        watcher::Config::default(),
+        |stamp| {
+            Some(kube::runtime::reflector::ObjectRef::new(
+                &stamp.spec.global_plane_ref.name,
+            ))
+        },
+    )
     .run(global_plane::reconcile, error_policy, ctx.clone())
     .for_each(|_| async {});
     futures::join!(stamps, sets, globals);

@@ -38,10 +38,12 @@ pki="$state/pki"; mkdir -p "$pki"
 openssl_quiet() { openssl "$@" >/dev/null 2>&1; }
 openssl_quiet req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=stamp-test-ca" -keyout "$pki/ca.key" -out "$pki/ca.crt"
 openssl_quiet req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout "$pki/apiserver.key" -out "$pki/apiserver.csr"
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n' > "$pki/san.ext"
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$pki/san.ext"
 openssl_quiet x509 -req -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 2 -extfile "$pki/san.ext" -out "$pki/apiserver.crt"
 openssl_quiet req -newkey rsa:2048 -nodes -subj "/CN=admin/O=system:masters" -keyout "$pki/admin.key" -out "$pki/admin.csr"
-openssl_quiet x509 -req -in "$pki/admin.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 2 -out "$pki/admin.crt"
+# X.509 v3 (extensions) for every leaf: rustls, which the operator uses, refuses v1 certificates.
+printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' > "$pki/client.ext"
+openssl_quiet x509 -req -in "$pki/admin.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 2 -extfile "$pki/client.ext" -out "$pki/admin.crt"
 openssl_quiet genrsa -out "$pki/sa.key" 2048
 openssl_quiet rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
 

@@ -199,6 +199,9 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
         );
     }
 
+    // Ready stays Ready: give the operator a few more reconciles (PrivateEndpointSet updates
+    // trigger the stamp) before reading the status.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     // Truthful status.
     let stamp = json_of(
         &cp,

@@ -123,6 +123,11 @@ fn component_verdict(conv: &Convergence, condition: &str, components: &[Componen
     }
 }
 
+/// The description written when deciding about a connection.
+fn approval_note(decision: &str, request_message: &str) -> String {
+    format!("{decision} by stamp-operator: {request_message}")
+}
+
 /// Decides about the connections on the stamp's Private Link Service; approves or rejects as the
 /// GlobalPlane's policy says (when writes are allowed) and reports Front Door's connection.
 async fn private_link(
@@ -161,7 +166,11 @@ async fn private_link(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let expected = message == plan.request_message;
+        // A connection is ours when it carries our request message, or the note we wrote when
+        // approving it (approval replaces the description; the note repeats the message so the
+        // connection stays recognisable from Azure alone, whatever our cached status says).
+        let expected = message == plan.request_message
+            || message == approval_note("Approved", &plan.request_message);
         let decision = match (state.as_str(), expected, policy.mode, policy.unexpected) {
             ("Pending", true, ApprovalMode::ApproveMatching, _) => Some("Approved"),
             ("Pending", false, _, UnexpectedConnectionAction::Reject) => Some("Rejected"),
@@ -169,7 +178,7 @@ async fn private_link(
         };
         let mut final_state = state.clone();
         if let (Some(decision), Mode::Manage) = (decision, mode) {
-            let body = json!({ "properties": { "privateLinkServiceConnectionState": { "status": decision, "description": format!("{decision} by stamp-operator"), "actionsRequired": "None" } } });
+            let body = json!({ "properties": { "privateLinkServiceConnectionState": { "status": decision, "description": approval_note(decision, &plan.request_message), "actionsRequired": "None" } } });
             if let Ok(PutOutcome::Started(op)) = ctx.arm.put(&id, "2024-05-01", &body, None).await {
                 let _ = tokio::time::timeout(ctx.settings.inline_wait, ctx.arm.wait(&op)).await;
             }
@@ -179,7 +188,7 @@ async fn private_link(
             ours = Some(PrivateLinkConnection {
                 name: id.rsplit('/').next().unwrap_or_default().to_string(),
                 state: final_state,
-                request_message: Some(message),
+                request_message: Some(plan.request_message.clone()),
             });
         }
     }

@@ -1,24 +1,21 @@
 # stamp-operator — the two commands a new user needs:
-#   make demo   plan the example environment offline (GlobalPlane, two stamps, private endpoints)
+#   make demo   the operator against a real kube-apiserver and the ARM emulator: examples become Ready, then are deleted
 #   make test   every test: formatting, lints, unit, property, corpus, CLI and end-to-end tests
 #               (builds the pinned kube-apiserver/etcd first; cached after the first run)
-.PHONY: demo test build fmt fmt-check clippy crds controlplane emulator-schemas
+.PHONY: demo plan-examples test build fmt fmt-check clippy crds controlplane emulator-schemas
 
 CARGO ?= cargo
 
 build:
 	$(CARGO) build --locked
 
-demo: build
-	@echo "== CRDs: $$(ls crds | tr '\n' ' ')"
-	@echo "== Planning deploy/examples offline (no cluster, no Azure)"
-	./target/debug/stamp-operator plan \
-		-f deploy/examples/globalplane.yaml \
-		-f deploy/examples/stamp-westeurope.yaml \
-		-f deploy/examples/stamp-northeurope.yaml \
-		-f deploy/examples/privateendpointsets.yaml
-	@echo "== An invalid manifest is refused before anything is planned:"
-	@! ./target/debug/stamp-operator plan -f deploy/examples/globalplane.yaml -f tests/invalid/stamp-firewall-subnet-too-small.yaml
+demo: build controlplane
+	deploy/demo.sh
+
+# Offline: plan the examples without a cluster or Azure.
+plan-examples: build
+	./target/debug/stamp-operator plan -f deploy/examples/globalplane.yaml -f deploy/examples/stamp-westeurope.yaml \
+		-f deploy/examples/stamp-northeurope.yaml -f deploy/examples/privateendpointsets.yaml
 
 test: fmt-check clippy controlplane
 	$(CARGO) test --locked

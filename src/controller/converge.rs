@@ -53,6 +53,23 @@ impl Convergence {
         self.live.get(&id.to_ascii_lowercase())
     }
 
+    /// The condition summarising `components`: Ready, Provisioning, or AzureError with the
+    /// first problem seen.
+    pub fn verdict(&self, condition: &str, components: &[Component]) -> super::conditions::Verdict {
+        use super::conditions::Verdict;
+        match components.iter().find_map(|c| self.problems.get(c)) {
+            None => Verdict::ok(condition, "Ready", "provisioned and matching the spec"),
+            Some(p)
+                if p.contains("being provisioned")
+                    || p.contains("waits for")
+                    || p.contains("busy") =>
+            {
+                Verdict::not(condition, "Provisioning", p.clone())
+            }
+            Some(p) => Verdict::not(condition, "AzureError", p.clone()),
+        }
+    }
+
     fn problem(&mut self, component: Component, message: String) {
         self.problems.entry(component).or_insert(message);
     }

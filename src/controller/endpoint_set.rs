@@ -230,30 +230,17 @@ async fn apply(
     let (plan, stamp) = match plan_for(ctx, set).await? {
         Ok(found) => found,
         Err(verdict) => {
+            let (phase, conditions, next) =
+                super::unplanned(&previous.conditions, &verdict, generation, &ctx.settings);
             let status = PrivateEndpointSetStatus {
                 observed_generation: generation,
-                phase: Some(
-                    if verdict.reason == "InvalidSpec" {
-                        "InvalidSpec"
-                    } else {
-                        "Pending"
-                    }
-                    .into(),
-                ),
-                conditions: merge(
-                    &previous.conditions,
-                    &[ready(std::slice::from_ref(&verdict)), verdict.clone()],
-                    generation,
-                ),
+                phase,
+                conditions,
                 endpoints_ready: Some(format!("0/{}", set.spec.endpoints.len())),
                 ..previous.clone()
             };
             write_status(api, set, serde_json::to_value(&status).unwrap_or_default()).await?;
-            return Ok(if verdict.reason == "InvalidSpec" {
-                Action::await_change()
-            } else {
-                Action::requeue(ctx.settings.poll)
-            });
+            return Ok(next);
         }
     };
     if let Some(stamp) = &stamp {

@@ -10,7 +10,7 @@ use kube::{Api, ResourceExt};
 use serde_json::Value;
 
 use super::conditions::{merge, ready, Verdict};
-use super::converge::{converge, tear_down, Convergence, Mode};
+use super::converge::{converge, tear_down, Mode};
 use super::{next_look, persist, resume, write_status, Context, Error, Result, FINALIZER};
 use crate::api::{
     DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, ManagementPolicy,
@@ -69,18 +69,6 @@ async fn plan_for(
     .map_err(|e| e.to_string()))
 }
 
-fn verdict(conv: &Convergence, condition: &str, components: &[Component]) -> Verdict {
-    match components.iter().find_map(|c| conv.problems.get(c)) {
-        None => Verdict::ok(condition, "Ready", "provisioned and matching the spec"),
-        Some(p)
-            if p.contains("being provisioned") || p.contains("waits for") || p.contains("busy") =>
-        {
-            Verdict::not(condition, "Provisioning", p.clone())
-        }
-        Some(p) => Verdict::not(condition, "AzureError", p.clone()),
-    }
-}
-
 async fn stamps_of(ctx: &Context, name: &str) -> Result<Vec<Stamp>> {
     let stamps = Api::<Stamp>::all(ctx.kube.clone())
         .list(&Default::default())
@@ -98,15 +86,13 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     let plan = match plan_for(ctx, global).await? {
         Ok(plan) => plan,
         Err(message) => {
-            let v = Verdict::not("FrontDoor", "InvalidSpec", message);
+            let verdict = Verdict::not("FrontDoor", "InvalidSpec", message);
+            let (phase, conditions, next) =
+                super::unplanned(&previous.conditions, &verdict, generation, &ctx.settings);
             let status = GlobalPlaneStatus {
                 observed_generation: generation,
-                phase: Some("InvalidSpec".into()),
-                conditions: merge(
-                    &previous.conditions,
-                    &[ready(std::slice::from_ref(&v)), v.clone()],
-                    generation,
-                ),
+                phase,
+                conditions,
                 ..previous.clone()
             };
             write_status(
@@ -115,7 +101,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
                 serde_json::to_value(&status).unwrap_or_default(),
             )
             .await?;
-            return Ok(Action::await_change());
+            return Ok(next);
         }
     };
     let mode =
@@ -133,14 +119,13 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     )
     .await;
     let components = vec![
-        verdict(
-            &conv,
+        conv.verdict(
             "FrontDoor",
             &[Component::ResourceGroup, Component::FrontDoor],
         ),
-        verdict(&conv, "Waf", &[Component::Waf]),
-        verdict(&conv, "PrivateDns", &[Component::PrivateDns]),
-        verdict(&conv, "OperationsNetworks", &[Component::OperationsNetwork]),
+        conv.verdict("Waf", &[Component::Waf]),
+        conv.verdict("PrivateDns", &[Component::PrivateDns]),
+        conv.verdict("OperationsNetworks", &[Component::OperationsNetwork]),
     ];
     let all = ready(&components);
     let converged = all.ok && conv.in_flight.is_empty();

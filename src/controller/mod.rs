@@ -191,3 +191,33 @@ pub fn next_look(settings: &Settings, converged: bool) -> Action {
         Action::requeue(settings.poll)
     }
 }
+
+/// Phase, conditions and next look for an object that cannot be planned: an invalid spec waits
+/// for a change (and is never written to Azure); a missing dependency is looked for again.
+pub fn unplanned(
+    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    verdict: &conditions::Verdict,
+    generation: Option<i64>,
+    settings: &Settings,
+) -> (
+    Option<String>,
+    Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    Action,
+) {
+    let invalid = verdict.reason == "InvalidSpec";
+    let conditions = conditions::merge(
+        previous,
+        &[
+            conditions::ready(std::slice::from_ref(verdict)),
+            verdict.clone(),
+        ],
+        generation,
+    );
+    let phase = if invalid { "InvalidSpec" } else { "Pending" };
+    let action = if invalid {
+        Action::await_change()
+    } else {
+        Action::requeue(settings.poll)
+    };
+    (Some(phase.to_string()), conditions, action)
+}

@@ -109,20 +109,6 @@ pub async fn plan_for(
     )
 }
 
-fn component_verdict(conv: &Convergence, condition: &str, components: &[Component]) -> Verdict {
-    match components.iter().find_map(|c| conv.problems.get(c)) {
-        None => Verdict::ok(condition, "Ready", "provisioned and matching the spec"),
-        Some(problem)
-            if problem.contains("being provisioned")
-                || problem.contains("waits for")
-                || problem.contains("busy") =>
-        {
-            Verdict::not(condition, "Provisioning", problem.clone())
-        }
-        Some(problem) => Verdict::not(condition, "AzureError", problem.clone()),
-    }
-}
-
 /// The description written when deciding about a connection.
 fn approval_note(decision: &str, request_message: &str) -> String {
     format!("{decision} by stamp-operator: {request_message}")
@@ -317,22 +303,12 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
     let (plan, global) = match plan_for(ctx, stamp).await? {
         Ok(found) => found,
         Err(verdict) => {
+            let (phase, conditions, next) =
+                super::unplanned(&previous.conditions, &verdict, generation, &ctx.settings);
             let status = StampStatus {
                 observed_generation: generation,
-                phase: Some(
-                    if verdict.reason == "InvalidSpec" {
-                        "InvalidSpec"
-                    } else {
-                        "Pending"
-                    }
-                    .into(),
-                ),
-                conditions: merge(
-                    &previous.conditions,
-                    &[ready(std::slice::from_ref(&verdict)), verdict.clone()],
-                    generation,
-                ),
-                in_flight: previous.in_flight.clone(),
+                phase,
+                conditions,
                 ..previous.clone()
             };
             write_status(
@@ -341,12 +317,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
                 serde_json::to_value(&status).unwrap_or_default(),
             )
             .await?;
-            // An invalid spec waits for a change; a missing GlobalPlane is looked for again.
-            return Ok(if verdict.reason == "InvalidSpec" {
-                Action::await_change()
-            } else {
-                Action::requeue(ctx.settings.poll)
-            });
+            return Ok(next);
         }
     };
     let mode = if stamp.spec.paused || stamp.spec.management_policy == ManagementPolicy::ObserveOnly
@@ -378,15 +349,11 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
                 plan.address.space
             ),
         ),
-        component_verdict(
-            &conv,
-            "Network",
-            &[Component::ResourceGroup, Component::Network],
-        ),
-        component_verdict(&conv, "Egress", &[Component::Egress]),
-        component_verdict(&conv, "Ingress", &[Component::Ingress]),
-        component_verdict(&conv, "PrivateLink", &[Component::PrivateDns]),
-        component_verdict(&conv, "FrontDoorOrigin", &[Component::FrontDoorOrigin]),
+        conv.verdict("Network", &[Component::ResourceGroup, Component::Network]),
+        conv.verdict("Egress", &[Component::Egress]),
+        conv.verdict("Ingress", &[Component::Ingress]),
+        conv.verdict("PrivateLink", &[Component::PrivateDns]),
+        conv.verdict("FrontDoorOrigin", &[Component::FrontDoorOrigin]),
         approval,
         isolation(&plan, &conv, outputs.firewall_private_ip.as_deref()),
     ];

@@ -282,6 +282,56 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
         global["status"]
     );
 
+    // Drift: a rule deleted behind the operator's back is put back, and an Event says so.
+    let nsg = emulator
+        .inventory()
+        .into_iter()
+        .find(|id| id.ends_with("-app") && id.contains("/networkSecurityGroups/nsg-weu-blue"))
+        .unwrap();
+    assert!(emulator.mutate(&nsg, |body| body["properties"]["securityRules"] = json!([])));
+    cp.kubectl_ok(&[
+        "annotate",
+        "stamp",
+        "weu-blue",
+        "-n",
+        "prod",
+        "example.com/poke=1",
+    ]);
+    let mut repaired = false;
+    for _ in 0..100 {
+        let live = arm.get(&nsg, "2024-05-01").await.unwrap().unwrap();
+        if live.body["properties"]["securityRules"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
+            repaired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(repaired, "the deleted rules were not restored");
+    let mut events = String::new();
+    for _ in 0..50 {
+        events = cp.kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            "prod",
+            "--field-selector",
+            "involvedObject.name=weu-blue",
+            "-o",
+            "custom-columns=REASON:.reason,NOTE:.message",
+        ]);
+        if events.contains("DriftRepaired") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        events.contains("DriftRepaired") && events.contains("Ready"),
+        "{events}"
+    );
+
     // Delete everything; Azure must hold only what existed before.
     cp.kubectl_ok(&[
         "delete",

@@ -72,8 +72,10 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             Arc::new(registry),
         ));
         tracing::info!(endpoint = %args.arm_endpoint, "stamp-operator running");
+        let recorder = crate::controller::recorder(kube.clone());
         crate::controller::run(Arc::new(Context {
             kube,
+            recorder,
             arm: Arc::new(arm),
             settings,
         }))

@@ -55,6 +55,8 @@ impl Default for Settings {
 pub struct Context {
     /// Kubernetes client.
     pub kube: Client,
+    /// Publishes Kubernetes Events.
+    pub recorder: kube::runtime::events::Recorder,
     /// ARM client (shared budget, shared breaker).
     pub arm: Arc<ArmClient>,
     /// Settings.
@@ -220,4 +222,39 @@ pub fn unplanned(
         Action::requeue(settings.poll)
     };
     (Some(phase.to_string()), conditions, action)
+}
+
+/// Publishes a Kubernetes Event about `obj` (`kubectl describe` shows it). A failure to publish
+/// is logged, never fatal: events are for people, status is the record.
+pub async fn announce<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    use kube::runtime::events::{Event, EventType};
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish an event");
+    }
+}
+
+/// Builds the recorder for `client`.
+pub fn recorder(client: Client) -> kube::runtime::events::Recorder {
+    let reporter = kube::runtime::events::Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    kube::runtime::events::Recorder::new(client, reporter)
 }

@@ -335,6 +335,14 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
     )
     .await;
     for repaired in &conv.repaired {
+        super::announce(
+            ctx,
+            stamp,
+            true,
+            "DriftRepaired",
+            format!("Azure differed from the spec and was repaired: {repaired}"),
+        )
+        .await;
         tracing::info!(stamp = %stamp.name_any(), %repaired, "repaired drift");
     }
     let (approval, connection) = private_link(ctx, &plan, &global, &conv, mode).await;
@@ -405,12 +413,29 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         private_link_connection: connection,
         in_flight: persist(&conv.in_flight),
     };
+    let was_ready = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
     write_status(
         api,
         stamp,
         serde_json::to_value(&status).unwrap_or_default(),
     )
     .await?;
+    if converged && !was_ready {
+        super::announce(
+            ctx,
+            stamp,
+            false,
+            "Ready",
+            "every component is provisioned, approved and isolated".into(),
+        )
+        .await;
+    }
+    for error in &conv.terminal {
+        super::announce(ctx, stamp, true, "AzureRefused", error.to_string()).await;
+    }
     Ok(next_look(&ctx.settings, converged))
 }
 

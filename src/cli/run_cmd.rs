@@ -53,6 +53,8 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
         let metrics = ArmMetrics::default();
         let mut registry = prometheus_client::registry::Registry::default();
         metrics.register(&mut registry);
+        let reconcile_metrics = crate::controller::metrics::ReconcileMetrics::default();
+        reconcile_metrics.register(&mut registry);
         let arm = ArmClient::new(
             config,
             TokenSource::new(cred, args.arm_scope.clone()),
@@ -78,6 +80,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             recorder,
             arm: Arc::new(arm),
             settings,
+            metrics: reconcile_metrics,
         }))
         .await;
         Ok(())

@@ -32,14 +32,17 @@ pub async fn reconcile(set: Arc<PrivateEndpointSet>, ctx: Arc<Context>) -> Resul
         .namespace()
         .ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<PrivateEndpointSet> = Api::namespaced(ctx.kube.clone(), &ns);
-    finalizer(&api, FINALIZER, set, |event| async {
+    let timer = ctx.metrics.start("privateendpointset");
+    let result = finalizer(&api, FINALIZER, set, |event| async {
         match event {
             Event::Apply(set) => apply(&api, &set, &ctx).await,
             Event::Cleanup(set) => cleanup(&set, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    timer.finish(&result);
+    result
 }
 
 /// The host VNet of a set, or why there is none yet.

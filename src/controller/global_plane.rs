@@ -22,14 +22,17 @@ use crate::plan::{plan_global_plane, Component, GlobalPlaneInput, GlobalPlanePla
 /// Entry point of the controller.
 pub async fn reconcile(global: Arc<GlobalPlane>, ctx: Arc<Context>) -> Result<Action> {
     let api: Api<GlobalPlane> = Api::all(ctx.kube.clone());
-    finalizer(&api, FINALIZER, global, |event| async {
+    let timer = ctx.metrics.start("globalplane");
+    let result = finalizer(&api, FINALIZER, global, |event| async {
         match event {
             Event::Apply(global) => apply(&api, &global, &ctx).await,
             Event::Cleanup(global) => cleanup(&global, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    timer.finish(&result);
+    result
 }
 
 async fn plan_for(

@@ -7,6 +7,7 @@ pub mod converge;
 pub mod endpoint_set;
 pub mod error;
 pub mod global_plane;
+pub mod metrics;
 pub mod serve;
 pub mod stamp;
 
@@ -61,6 +62,8 @@ pub struct Context {
     pub arm: Arc<ArmClient>,
     /// Settings.
     pub settings: Settings,
+    /// Reconcile metrics.
+    pub metrics: metrics::ReconcileMetrics,
 }
 
 /// Runs the three controllers until the process is stopped.

@@ -27,14 +27,17 @@ pub async fn reconcile(stamp: Arc<Stamp>, ctx: Arc<Context>) -> Result<Action> {
         .namespace()
         .ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<Stamp> = Api::namespaced(ctx.kube.clone(), &ns);
-    finalizer(&api, FINALIZER, stamp, |event| async {
+    let timer = ctx.metrics.start("stamp");
+    let result = finalizer(&api, FINALIZER, stamp, |event| async {
         match event {
             Event::Apply(stamp) => apply(&api, &stamp, &ctx).await,
             Event::Cleanup(stamp) => cleanup(&api, &stamp, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    timer.finish(&result);
+    result
 }
 
 /// The zones the stamp's PrivateEndpointSets need.

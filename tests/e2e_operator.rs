@@ -146,6 +146,11 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
 
     let work = tempfile::tempdir().unwrap();
     let log = std::fs::File::create(work.path().join("operator.log")).unwrap();
+    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let _operator = Operator(
         Command::new(env!("CARGO_BIN_EXE_stamp-operator"))
             .args([
@@ -167,7 +172,7 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
                 "--resync-seconds",
                 "30",
                 "--metrics-addr",
-                "127.0.0.1:0",
+                &metrics_addr,
             ])
             .env("KUBECONFIG", cp.kubeconfig())
             .env("RUST_LOG", "info,kube=warn")
@@ -281,6 +286,33 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
         "the GlobalPlane lists the stamp's origin: {}",
         global["status"]
     );
+
+    // Probes and metrics, under controller-runtime's and the ARM engine's names.
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("http://{metrics_addr}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = http
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "controller_runtime_reconcile_total{controller=\"stamp\",result=\"success\"}",
+        "controller_runtime_reconcile_time_seconds",
+        "arm_requests_total",
+        "arm_budget_tokens",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
 
     // Drift: a rule deleted behind the operator's back is put back, and an Event says so.
     let nsg = emulator

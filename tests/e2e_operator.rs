@@ -383,3 +383,201 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
         std::fs::read_to_string(work.path().join("operator.log")).unwrap_or_default()
     );
 }
+
+/// Starts `stamp-operator run` against `cp` and `emulator`, logging into `dir`.
+fn start_operator(cp: &ControlPlane, emulator: &RunningEmulator, dir: &Path) -> Operator {
+    let log = std::fs::File::create(dir.join("operator.log")).unwrap();
+    Operator(
+        Command::new(env!("CARGO_BIN_EXE_stamp-operator"))
+            .args([
+                "run",
+                "--arm-endpoint",
+                &emulator.url(),
+                "--credential",
+                "static",
+                "--token",
+                "test",
+            ])
+            .args([
+                "--poll-seconds",
+                "1",
+                "--inline-wait-seconds",
+                "2",
+                "--min-poll-seconds",
+                "0.05",
+                "--resync-seconds",
+                "30",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .env("KUBECONFIG", cp.kubeconfig())
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn puts_under(emulator: &RunningEmulator, fragment: &str) -> usize {
+    emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.to_ascii_lowercase().contains(fragment))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_only_changes_and_orphan_are_honoured() {
+    let cp = ControlPlane::start();
+    cp.kubectl_ok(&["apply", "-f", root().join("crds").to_str().unwrap()]);
+    cp.kubectl_ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ]);
+    cp.kubectl_ok(&["create", "namespace", "prod"]);
+    let emulator = RunningEmulator::start(EmulatorConfig {
+        latency: LatencyProfile::realistic(0.002),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let arm = client(&emulator);
+    let seeded = seed(&arm).await;
+    let work = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&cp, &emulator, work.path());
+    let dump = || std::fs::read_to_string(work.path().join("operator.log")).unwrap_or_default();
+
+    // ObserveOnly: the stamp is read and reported, never written.
+    cp.kubectl_ok(&[
+        "apply",
+        "-f",
+        root()
+            .join("deploy/examples/globalplane.yaml")
+            .to_str()
+            .unwrap(),
+    ]);
+    let stamp_file = work.path().join("stamp.yaml");
+    let stamp =
+        std::fs::read_to_string(root().join("deploy/examples/stamp-westeurope.yaml")).unwrap();
+    std::fs::write(
+        &stamp_file,
+        stamp.replace(
+            "  frontDoor:\n    enabled: true",
+            "  managementPolicy: ObserveOnly\n  frontDoor:\n    enabled: true",
+        ),
+    )
+    .unwrap();
+    cp.kubectl_ok(&["apply", "-f", stamp_file.to_str().unwrap()]);
+    let mut phase = String::new();
+    for _ in 0..100 {
+        phase = cp.kubectl_ok(&[
+            "get",
+            "stamp",
+            "weu-blue",
+            "-n",
+            "prod",
+            "-o",
+            "jsonpath={.status.phase}",
+        ]);
+        if phase == "Observing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(phase, "Observing", "{}", dump());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        puts_under(&emulator, "/resourcegroups/rg-weu-blue-"),
+        0,
+        "ObserveOnly wrote to Azure"
+    );
+
+    // Manage: it converges; a weight change reaches the Front Door origin.
+    cp.kubectl_ok(&[
+        "patch",
+        "stamp",
+        "weu-blue",
+        "-n",
+        "prod",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"managementPolicy":"Manage"}}"#,
+    ]);
+    let ready = cp.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "stamp/weu-blue",
+        "-n",
+        "prod",
+        "--timeout=120s",
+    ]);
+    assert!(ready.status.success(), "{}", dump());
+    cp.kubectl_ok(&[
+        "patch",
+        "stamp",
+        "weu-blue",
+        "-n",
+        "prod",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"frontDoor":{"weight":10}}}"#,
+    ]);
+    let origin = emulator
+        .inventory()
+        .into_iter()
+        .find(|id| id.contains("/originGroups/stamps/origins/"))
+        .unwrap();
+    let mut weight = Value::Null;
+    for _ in 0..100 {
+        weight = arm.get(&origin, "2024-09-01").await.unwrap().unwrap().body["properties"]
+            ["weight"]
+            .clone();
+        if weight == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(weight, 10, "the weight change did not reach Front Door");
+
+    // Orphan: deleting the stamp leaves its Azure resources in place.
+    cp.kubectl_ok(&[
+        "patch",
+        "stamp",
+        "weu-blue",
+        "-n",
+        "prod",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"deletionPolicy":"Orphan"}}"#,
+    ]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before: BTreeSet<String> = emulator
+        .inventory()
+        .into_iter()
+        .filter(|id| !seeded.contains(&id.to_ascii_lowercase()))
+        .collect();
+    cp.kubectl_ok(&[
+        "delete",
+        "stamp",
+        "weu-blue",
+        "-n",
+        "prod",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    let after: BTreeSet<String> = emulator.inventory().into_iter().collect();
+    let vnet = before
+        .iter()
+        .find(|id| id.contains("/virtualNetworks/vnet-weu-blue"))
+        .unwrap();
+    assert!(after.contains(vnet), "an orphaned stamp's VNet was deleted");
+    assert!(
+        after.contains(&origin),
+        "an orphaned stamp's origin was deleted"
+    );
+}

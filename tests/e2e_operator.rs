@@ -145,42 +145,12 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
     let seeded = seed(&arm).await;
 
     let work = tempfile::tempdir().unwrap();
-    let log = std::fs::File::create(work.path().join("operator.log")).unwrap();
     let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .to_string();
-    let _operator = Operator(
-        Command::new(env!("CARGO_BIN_EXE_stamp-operator"))
-            .args([
-                "run",
-                "--arm-endpoint",
-                &emulator.url(),
-                "--credential",
-                "static",
-                "--token",
-                "test",
-            ])
-            .args([
-                "--poll-seconds",
-                "1",
-                "--inline-wait-seconds",
-                "2",
-                "--min-poll-seconds",
-                "0.05",
-                "--resync-seconds",
-                "30",
-                "--metrics-addr",
-                &metrics_addr,
-            ])
-            .env("KUBECONFIG", cp.kubeconfig())
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let _operator = start_operator(&cp, &emulator, work.path(), &metrics_addr);
     let objects = manifests(work.path());
     cp.kubectl_ok(&["apply", "-f", objects.to_str().unwrap()]);
     let waited = cp.kubectl(&[
@@ -385,7 +355,12 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
 }
 
 /// Starts `stamp-operator run` against `cp` and `emulator`, logging into `dir`.
-fn start_operator(cp: &ControlPlane, emulator: &RunningEmulator, dir: &Path) -> Operator {
+fn start_operator(
+    cp: &ControlPlane,
+    emulator: &RunningEmulator,
+    dir: &Path,
+    metrics_addr: &str,
+) -> Operator {
     let log = std::fs::File::create(dir.join("operator.log")).unwrap();
     Operator(
         Command::new(env!("CARGO_BIN_EXE_stamp-operator"))
@@ -408,7 +383,7 @@ fn start_operator(cp: &ControlPlane, emulator: &RunningEmulator, dir: &Path) -> 
                 "--resync-seconds",
                 "30",
                 "--metrics-addr",
-                "127.0.0.1:0",
+                metrics_addr,
             ])
             .env("KUBECONFIG", cp.kubeconfig())
             .env("RUST_LOG", "info,kube=warn")
@@ -449,7 +424,7 @@ async fn observe_only_changes_and_orphan_are_honoured() {
     let arm = client(&emulator);
     let seeded = seed(&arm).await;
     let work = tempfile::tempdir().unwrap();
-    let _operator = start_operator(&cp, &emulator, work.path());
+    let _operator = start_operator(&cp, &emulator, work.path(), "127.0.0.1:0");
     let dump = || std::fs::read_to_string(work.path().join("operator.log")).unwrap_or_default();
 
     // ObserveOnly: the stamp is read and reported, never written.

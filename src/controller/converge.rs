@@ -23,6 +23,17 @@ pub enum Mode {
     Observe,
 }
 
+impl Mode {
+    /// The mode an object's `paused` and `managementPolicy` allow.
+    pub fn of(paused: bool, policy: crate::api::ManagementPolicy) -> Mode {
+        if paused || policy == crate::api::ManagementPolicy::ObserveOnly {
+            Mode::Observe
+        } else {
+            Mode::Manage
+        }
+    }
+}
+
 /// What one pass achieved.
 #[derive(Debug, Default)]
 pub struct Convergence {

@@ -16,8 +16,8 @@ use super::{
     next_look, persist, resume, write_status, Context, Error, Result, FIELD_MANAGER, FINALIZER,
 };
 use crate::api::{
-    DeletionPolicy, EndpointStatus, GlobalPlane, ManagementPolicy, PrivateEndpointSet,
-    PrivateEndpointSetStatus, Stamp,
+    DeletionPolicy, EndpointStatus, GlobalPlane, PrivateEndpointSet, PrivateEndpointSetStatus,
+    Stamp,
 };
 use crate::plan::bundle::{operations_endpoint_host, stamp_endpoint_host};
 use crate::plan::endpoints::zones_needed;
@@ -249,11 +249,7 @@ async fn apply(
     if let Some(stamp) = &stamp {
         adopt(ctx, set, stamp, &ns).await?;
     }
-    let mode = if set.spec.paused || set.spec.management_policy == ManagementPolicy::ObserveOnly {
-        Mode::Observe
-    } else {
-        Mode::Manage
-    };
+    let mode = Mode::of(set.spec.paused, set.spec.management_policy);
     let conv = converge(
         &ctx.arm,
         &plan.graph,

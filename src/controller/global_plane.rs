@@ -13,8 +13,8 @@ use super::conditions::{merge, ready, Verdict};
 use super::converge::{converge, tear_down, Mode};
 use super::{next_look, persist, resume, write_status, Context, Error, Result, FINALIZER};
 use crate::api::{
-    DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, ManagementPolicy,
-    OperationsNetworkStatus, PrivateEndpointSet, Stamp, StampOriginStatus,
+    DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, OperationsNetworkStatus,
+    PrivateEndpointSet, Stamp, StampOriginStatus,
 };
 use crate::plan::endpoints::zones_needed;
 use crate::plan::{plan_global_plane, Component, GlobalPlaneInput, GlobalPlanePlan};
@@ -107,12 +107,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
             return Ok(next);
         }
     };
-    let mode =
-        if global.spec.paused || global.spec.management_policy == ManagementPolicy::ObserveOnly {
-            Mode::Observe
-        } else {
-            Mode::Manage
-        };
+    let mode = Mode::of(global.spec.paused, global.spec.management_policy);
     let conv = converge(
         &ctx.arm,
         &plan.graph,

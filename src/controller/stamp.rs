@@ -12,7 +12,7 @@ use super::conditions::{merge, ready, Verdict};
 use super::converge::{converge, tear_down, Convergence, Mode};
 use super::{next_look, persist, resume, write_status, Context, Error, Result, FINALIZER};
 use crate::api::{
-    ApprovalMode, DeletionPolicy, GlobalPlane, ManagementPolicy, PlannedSubnet, PrivateEndpointSet,
+    ApprovalMode, DeletionPolicy, GlobalPlane, PlannedSubnet, PrivateEndpointSet,
     PrivateLinkConnection, Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
 };
 use crate::azure::PutOutcome;
@@ -323,12 +323,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
             return Ok(next);
         }
     };
-    let mode = if stamp.spec.paused || stamp.spec.management_policy == ManagementPolicy::ObserveOnly
-    {
-        Mode::Observe
-    } else {
-        Mode::Manage
-    };
+    let mode = Mode::of(stamp.spec.paused, stamp.spec.management_policy);
     let conv = converge(
         &ctx.arm,
         &plan.graph,

@@ -25,12 +25,20 @@ fn nsg(name: &str) -> String {
 }
 
 fn client_with(emulator: &RunningEmulator, credential: CredentialConfig) -> ArmClient {
+    client_metered(emulator, credential, ArmMetrics::default())
+}
+
+fn client_metered(
+    emulator: &RunningEmulator,
+    credential: CredentialConfig,
+    metrics: ArmMetrics,
+) -> ArmClient {
     let mut config =
         ArmConfig::for_endpoint(&emulator.url(), "https://management.azure.com/.default");
     config.min_poll_interval = Duration::from_millis(10);
     config.max_retry_delay = Duration::from_secs(5);
     let tokens = TokenSource::new(credential.build().unwrap(), config.scope.clone());
-    ArmClient::new(config, tokens, ArmMetrics::default()).unwrap()
+    ArmClient::new(config, tokens, metrics).unwrap()
 }
 
 fn client(emulator: &RunningEmulator) -> ArmClient {
@@ -461,13 +469,7 @@ async fn every_request_is_counted_in_the_metrics() {
     let metrics = ArmMetrics::default();
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
-    let mut config = ArmConfig::for_endpoint(&emulator.url(), "scope");
-    config.min_poll_interval = Duration::from_millis(10);
-    let tokens = TokenSource::new(
-        CredentialConfig::Static("t".into()).build().unwrap(),
-        "scope",
-    );
-    let arm = ArmClient::new(config, tokens, metrics).unwrap();
+    let arm = client_metered(&emulator, CredentialConfig::Static("t".into()), metrics);
     arm.put(
         &rg(),
         "2024-03-01",

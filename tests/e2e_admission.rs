@@ -12,21 +12,7 @@ use support::controlplane::ControlPlane;
 /// One control plane for this test binary, with the CRDs installed and namespace `prod`.
 fn cluster() -> &'static ControlPlane {
     static CLUSTER: OnceLock<ControlPlane> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let cp = ControlPlane::start();
-        let crds = root().join("crds");
-        cp.kubectl_ok(&["apply", "-f", crds.to_str().unwrap()]);
-        cp.kubectl_ok(&[
-            "wait",
-            "--for",
-            "condition=established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ]);
-        cp.kubectl_ok(&["create", "namespace", "prod"]);
-        cp
-    })
+    CLUSTER.get_or_init(|| ControlPlane::with_crds(&["prod"]))
 }
 
 fn root() -> &'static Path {

@@ -116,25 +116,10 @@ fn manifests(dir: &Path) -> PathBuf {
     path
 }
 
-fn json_of(cp: &ControlPlane, args: &[&str]) -> Value {
-    serde_json::from_str(&cp.kubectl_ok(args)).unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
-    let cp = ControlPlane::start();
-    cp.kubectl_ok(&["apply", "-f", root().join("crds").to_str().unwrap()]);
-    cp.kubectl_ok(&[
-        "wait",
-        "--for",
-        "condition=established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]);
-    cp.kubectl_ok(&["create", "namespace", "prod"]);
-
-    // Realistic durations sped up 500x: the firewall takes ~0.7 s, Front Door origins ~0.24 s.
+/// A control plane with the CRDs and namespace `prod`, and an emulator with Azure's latencies
+/// sped up 500x (the firewall takes ~0.7 s, Front Door origins ~0.24 s), seeded.
+async fn stage() -> (ControlPlane, RunningEmulator, ArmClient, BTreeSet<String>) {
+    let cp = ControlPlane::with_crds(&["prod"]);
     let emulator = RunningEmulator::start(EmulatorConfig {
         latency: LatencyProfile::realistic(0.002),
         ..Default::default()
@@ -143,6 +128,16 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
     .unwrap();
     let arm = client(&emulator);
     let seeded = seed(&arm).await;
+    (cp, emulator, arm, seeded)
+}
+
+fn json_of(cp: &ControlPlane, args: &[&str]) -> Value {
+    serde_json::from_str(&cp.kubectl_ok(args)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
+    let (cp, emulator, arm, seeded) = stage().await;
 
     let work = tempfile::tempdir().unwrap();
     let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
@@ -404,25 +399,7 @@ fn puts_under(emulator: &RunningEmulator, fragment: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_only_changes_and_orphan_are_honoured() {
-    let cp = ControlPlane::start();
-    cp.kubectl_ok(&["apply", "-f", root().join("crds").to_str().unwrap()]);
-    cp.kubectl_ok(&[
-        "wait",
-        "--for",
-        "condition=established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]);
-    cp.kubectl_ok(&["create", "namespace", "prod"]);
-    let emulator = RunningEmulator::start(EmulatorConfig {
-        latency: LatencyProfile::realistic(0.002),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let arm = client(&emulator);
-    let seeded = seed(&arm).await;
+    let (cp, emulator, arm, seeded) = stage().await;
     let work = tempfile::tempdir().unwrap();
     let _operator = start_operator(&cp, &emulator, work.path(), "127.0.0.1:0");
     let dump = || std::fs::read_to_string(work.path().join("operator.log")).unwrap_or_default();

@@ -133,6 +133,13 @@ fn vnet_id(name: &str) -> String {
     )
 }
 
+fn nsg_id(name: &str) -> String {
+    format!(
+        "{}/providers/Microsoft.Network/networkSecurityGroups/{name}",
+        rg("rg")
+    )
+}
+
 fn subnet(name: &str, prefix: &str) -> Value {
     json!({ "name": name, "properties": { "addressPrefix": prefix } })
 }
@@ -250,10 +257,7 @@ async fn a_configured_token_is_enforced() {
 #[tokio::test]
 async fn etag_mismatch_is_412() {
     let arm = with_group(EmulatorConfig::default()).await;
-    let id = format!(
-        "{}/providers/Microsoft.Network/networkSecurityGroups/n",
-        rg("rg")
-    );
+    let id = nsg_id("n");
     arm.put_done(&id, NET, json!({ "location": "westeurope" }))
         .await;
     let etag = arm.get(&id, NET).await.header("etag").unwrap();
@@ -369,10 +373,7 @@ async fn azure_subnet_rules_are_enforced() {
         assert_eq!(answer.code(), code, "{}", answer.body);
     }
     // No NSG on AzureFirewallSubnet; a Bastion NSG must carry Bastion's rules.
-    let nsg = format!(
-        "{}/providers/Microsoft.Network/networkSecurityGroups/plain",
-        rg("rg")
-    );
+    let nsg = nsg_id("plain");
     arm.put_done(
         &nsg,
         NET,
@@ -450,10 +451,7 @@ async fn omitted_subnets_are_kept_or_deleted_by_api_version() {
 #[tokio::test]
 async fn a_subnet_put_replaces_the_whole_subnet() {
     let arm = with_group(EmulatorConfig::default()).await;
-    let nsg = format!(
-        "{}/providers/Microsoft.Network/networkSecurityGroups/n",
-        rg("rg")
-    );
+    let nsg = nsg_id("n");
     arm.put_done(&nsg, NET, json!({ "location": "westeurope" }))
         .await;
     let id = vnet_id("v");
@@ -695,10 +693,7 @@ async fn deleting_a_group_deletes_what_it_holds() {
 #[tokio::test]
 async fn faults_are_injected_as_configured() {
     let arm = with_group(EmulatorConfig::default()).await;
-    let nsg = format!(
-        "{}/providers/Microsoft.Network/networkSecurityGroups/n",
-        rg("rg")
-    );
+    let nsg = nsg_id("n");
     arm.emulator.add_fault(
         FaultRule::new(FaultAction::Status {
             status: 503,
@@ -806,10 +801,7 @@ async fn test_endpoints_report_stats_inventory_and_accept_faults() {
 #[tokio::test]
 async fn out_of_band_changes_are_visible_and_change_the_etag() {
     let arm = with_group(EmulatorConfig::default()).await;
-    let nsg = format!(
-        "{}/providers/Microsoft.Network/networkSecurityGroups/n",
-        rg("rg")
-    );
+    let nsg = nsg_id("n");
     arm.put_done(
         &nsg,
         NET,

@@ -41,16 +41,8 @@ fn every_planned_body_conforms_to_azure_specs() {
         .collect();
     files.sort();
     let plan = plan_bundle(&stamp_operator::cli::load_manifests(&files).unwrap());
-    let graphs = plan
-        .global_planes
-        .iter()
-        .map(|(_, p)| &p.as_ref().unwrap().graph)
-        .chain(plan.stamps.iter().map(|(_, p)| &p.as_ref().unwrap().graph))
-        .chain(
-            plan.endpoint_sets
-                .iter()
-                .map(|(_, p)| &p.as_ref().unwrap().graph),
-        );
+    assert!(plan.errors().is_empty(), "{:?}", plan.errors());
+    let graphs = plan.graphs();
     let mut checked = 0;
     let mut problems = Vec::new();
     for graph in graphs {

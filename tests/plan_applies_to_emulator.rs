@@ -110,17 +110,7 @@ async fn planned_graphs_converge_and_a_second_pass_writes_nothing() {
         .retain(|(_, name, _)| name != "neu-blue-paas"); // its stamp is not in this bundle
     let plan = plan_bundle(&bundle);
     assert!(plan.errors().is_empty(), "{:?}", plan.errors());
-    let graphs: Vec<&DesiredGraph> = plan
-        .global_planes
-        .iter()
-        .map(|(_, p)| &p.as_ref().unwrap().graph)
-        .chain(plan.stamps.iter().map(|(_, p)| &p.as_ref().unwrap().graph))
-        .chain(
-            plan.endpoint_sets
-                .iter()
-                .map(|(_, p)| &p.as_ref().unwrap().graph),
-        )
-        .collect();
+    let graphs = plan.graphs();
 
     let emulator = RunningEmulator::start(EmulatorConfig::default())
         .await

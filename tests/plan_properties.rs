@@ -19,20 +19,6 @@ fn global_spec() -> GlobalPlaneSpec {
     .unwrap()
 }
 
-fn cidr_in(base: u32, space_prefix: u8) -> impl Strategy<Value = String> {
-    (0u32..(1 << (32 - space_prefix)), 20u8..=30, any::<bool>()).prop_map(
-        move |(offset, prefix, masked)| {
-            let addr = std::net::Ipv4Addr::from(base.wrapping_add(offset));
-            let net = Ipv4Net::new(addr, prefix).unwrap();
-            if masked {
-                net.trunc().to_string()
-            } else {
-                format!("{addr}/{prefix}")
-            }
-        },
-    )
-}
-
 prop_compose! {
     fn stamp_spec()(
         second in 0u32..=255, third in 0u32..=15, space_prefix in 16u8..=26,
@@ -229,9 +215,8 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_cidr_strings_never_crash_the_planner(raw in "[0-9./a-z:]{0,24}", base in any::<u32>()) {
+    fn arbitrary_cidr_strings_never_crash_the_planner(raw in "[0-9./a-z:]{0,24}") {
         let _ = address::parse_space("spec.addressSpace", &raw);
         let _ = address::parse_block("spec.subnets.app", &raw);
-        let _ = cidr_in(base, 24);
     }
 }

@@ -6,15 +6,12 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{json, Value};
 
 use super::conditions::{merge, ready, Verdict};
-use super::converge::{converge, tear_down, Mode};
-use super::{
-    next_look, persist, resume, write_status, Context, Error, Result, FIELD_MANAGER, FINALIZER,
-};
+use super::converge::{tear_down, Mode};
+use super::{next_look, persist, write_status, Context, Error, Result, FIELD_MANAGER};
 use crate::api::{
     DeletionPolicy, EndpointStatus, GlobalPlane, PrivateEndpointSet, PrivateEndpointSetStatus,
     Stamp,
@@ -32,17 +29,16 @@ pub async fn reconcile(set: Arc<PrivateEndpointSet>, ctx: Arc<Context>) -> Resul
         .namespace()
         .ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<PrivateEndpointSet> = Api::namespaced(ctx.kube.clone(), &ns);
-    let timer = ctx.metrics.start("privateendpointset");
-    let result = finalizer(&api, FINALIZER, set, |event| async {
-        match event {
-            Event::Apply(set) => apply(&api, &set, &ctx).await,
-            Event::Cleanup(set) => cleanup(&set, &ctx).await,
-        }
-    })
+    let (api, ctx) = (&api, ctx.as_ref());
+    super::with_finalizer(
+        api,
+        set,
+        ctx,
+        "privateendpointset",
+        |set| async move { apply(api, &set, ctx).await },
+        |set| async move { cleanup(&set, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    timer.finish(&result);
-    result
 }
 
 /// The host VNet of a set, or why there is none yet.
@@ -242,7 +238,7 @@ async fn apply(
                 endpoints_ready: Some(format!("0/{}", set.spec.endpoints.len())),
                 ..previous.clone()
             };
-            write_status(api, set, serde_json::to_value(&status).unwrap_or_default()).await?;
+            write_status(api, set, &status).await?;
             return Ok(next);
         }
     };
@@ -250,14 +246,7 @@ async fn apply(
         adopt(ctx, set, stamp, &ns).await?;
     }
     let mode = Mode::of(set.spec.paused, set.spec.management_policy);
-    let conv = converge(
-        &ctx.arm,
-        &plan.graph,
-        &resume(&previous.in_flight),
-        mode,
-        ctx.settings.inline_wait,
-    )
-    .await;
+    let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
     let endpoints: Vec<EndpointStatus> = plan
         .endpoints
         .iter()
@@ -316,7 +305,7 @@ async fn apply(
         endpoints,
         in_flight: persist(&conv.in_flight),
     };
-    write_status(api, set, serde_json::to_value(&status).unwrap_or_default()).await?;
+    write_status(api, set, &status).await?;
     Ok(next_look(
         &ctx.settings,
         all_ready && conv.in_flight.is_empty(),

@@ -5,13 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event};
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 
 use super::conditions::{merge, ready, Verdict};
-use super::converge::{converge, tear_down, Mode};
-use super::{next_look, persist, resume, write_status, Context, Error, Result, FINALIZER};
+use super::converge::{tear_down, Mode};
+use super::{next_look, persist, write_status, Context, Error, Result};
 use crate::api::{
     DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, OperationsNetworkStatus,
     PrivateEndpointSet, Stamp, StampOriginStatus,
@@ -22,17 +21,16 @@ use crate::plan::{plan_global_plane, Component, GlobalPlaneInput, GlobalPlanePla
 /// Entry point of the controller.
 pub async fn reconcile(global: Arc<GlobalPlane>, ctx: Arc<Context>) -> Result<Action> {
     let api: Api<GlobalPlane> = Api::all(ctx.kube.clone());
-    let timer = ctx.metrics.start("globalplane");
-    let result = finalizer(&api, FINALIZER, global, |event| async {
-        match event {
-            Event::Apply(global) => apply(&api, &global, &ctx).await,
-            Event::Cleanup(global) => cleanup(&global, &ctx).await,
-        }
-    })
+    let (api, ctx) = (&api, ctx.as_ref());
+    super::with_finalizer(
+        api,
+        global,
+        ctx,
+        "globalplane",
+        |global| async move { apply(api, &global, ctx).await },
+        |global| async move { cleanup(&global, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    timer.finish(&result);
-    result
 }
 
 async fn plan_for(
@@ -98,24 +96,12 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
                 conditions,
                 ..previous.clone()
             };
-            write_status(
-                api,
-                global,
-                serde_json::to_value(&status).unwrap_or_default(),
-            )
-            .await?;
+            write_status(api, global, &status).await?;
             return Ok(next);
         }
     };
     let mode = Mode::of(global.spec.paused, global.spec.management_policy);
-    let conv = converge(
-        &ctx.arm,
-        &plan.graph,
-        &resume(&previous.in_flight),
-        mode,
-        ctx.settings.inline_wait,
-    )
-    .await;
+    let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
     let components = vec![
         conv.verdict(
             "FrontDoor",
@@ -200,12 +186,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
         in_flight: persist(&conv.in_flight),
     };
     let was_ready = previous.is_ready();
-    write_status(
-        api,
-        global,
-        serde_json::to_value(&status).unwrap_or_default(),
-    )
-    .await?;
+    write_status(api, global, &status).await?;
     if converged && !was_ready {
         tracing::info!(global = %global.name_any(), "GlobalPlane is ready");
     }

@@ -20,7 +20,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::runtime::Controller;
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::api::{GlobalPlane, InFlightOperation, PrivateEndpointSet, Stamp};
 use crate::azure::{ArmClient, LroKind, LroState, PollStyle};
@@ -123,7 +123,7 @@ pub fn error_policy<K>(_: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
 }
 
 /// Writes `status` with server-side apply (one field manager, forced: the operator owns status).
-pub async fn write_status<K>(api: &Api<K>, obj: &K, status: Value) -> Result<()>
+pub async fn write_status<K>(api: &Api<K>, obj: &K, status: &impl serde::Serialize) -> Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -141,6 +141,58 @@ where
     )
     .await?;
     Ok(())
+}
+
+/// Runs one reconcile of `controller` behind the cleanup finalizer (added before the first
+/// write, removed once `cleanup` succeeds), counting it in the reconcile metrics.
+pub async fn with_finalizer<K, Applied, Cleaned>(
+    api: &Api<K>,
+    obj: Arc<K>,
+    ctx: &Context,
+    controller: &'static str,
+    apply: impl FnOnce(Arc<K>) -> Applied,
+    cleanup: impl FnOnce(Arc<K>) -> Cleaned,
+) -> Result<Action>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    Applied: std::future::Future<Output = Result<Action>>,
+    Cleaned: std::future::Future<Output = Result<Action>>,
+{
+    use kube::runtime::finalizer::{finalizer, Event};
+    let timer = ctx.metrics.start(controller);
+    let result = finalizer(api, FINALIZER, obj, |event| async move {
+        match event {
+            Event::Apply(obj) => apply(obj).await,
+            Event::Cleanup(obj) => cleanup(obj).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    timer.finish(&result);
+    result
+}
+
+impl Context {
+    /// One convergence pass over `graph`, resuming the operations `in_flight` in status.
+    pub async fn converge(
+        &self,
+        graph: &crate::plan::DesiredGraph,
+        in_flight: &[InFlightOperation],
+        mode: converge::Mode,
+    ) -> converge::Convergence {
+        converge::converge(
+            &self.arm,
+            graph,
+            &resume(in_flight),
+            mode,
+            self.settings.inline_wait,
+        )
+        .await
+    }
 }
 
 /// Operations to persist in status.

@@ -4,13 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event};
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 
 use super::conditions::{merge, ready, Verdict};
-use super::converge::{converge, tear_down, Convergence, Mode};
-use super::{next_look, persist, resume, write_status, Context, Error, Result, FINALIZER};
+use super::converge::{tear_down, Convergence, Mode};
+use super::{next_look, persist, write_status, Context, Error, Result};
 use crate::api::{
     ApprovalMode, DeletionPolicy, GlobalPlane, PlannedSubnet, PrivateEndpointSet,
     PrivateLinkConnection, Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
@@ -27,17 +26,16 @@ pub async fn reconcile(stamp: Arc<Stamp>, ctx: Arc<Context>) -> Result<Action> {
         .namespace()
         .ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<Stamp> = Api::namespaced(ctx.kube.clone(), &ns);
-    let timer = ctx.metrics.start("stamp");
-    let result = finalizer(&api, FINALIZER, stamp, |event| async {
-        match event {
-            Event::Apply(stamp) => apply(&api, &stamp, &ctx).await,
-            Event::Cleanup(stamp) => cleanup(&api, &stamp, &ctx).await,
-        }
-    })
+    let (api, ctx) = (&api, ctx.as_ref());
+    super::with_finalizer(
+        api,
+        stamp,
+        ctx,
+        "stamp",
+        |stamp| async move { apply(api, &stamp, ctx).await },
+        |stamp| async move { cleanup(api, &stamp, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    timer.finish(&result);
-    result
 }
 
 /// The zones the stamp's PrivateEndpointSets need.
@@ -314,24 +312,12 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
                 conditions,
                 ..previous.clone()
             };
-            write_status(
-                api,
-                stamp,
-                serde_json::to_value(&status).unwrap_or_default(),
-            )
-            .await?;
+            write_status(api, stamp, &status).await?;
             return Ok(next);
         }
     };
     let mode = Mode::of(stamp.spec.paused, stamp.spec.management_policy);
-    let conv = converge(
-        &ctx.arm,
-        &plan.graph,
-        &resume(&previous.in_flight),
-        mode,
-        ctx.settings.inline_wait,
-    )
-    .await;
+    let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
     for repaired in &conv.repaired {
         super::announce(
             ctx,
@@ -415,12 +401,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         .conditions
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True");
-    write_status(
-        api,
-        stamp,
-        serde_json::to_value(&status).unwrap_or_default(),
-    )
-    .await?;
+    write_status(api, stamp, &status).await?;
     if converged && !was_ready {
         super::announce(
             ctx,
@@ -477,12 +458,7 @@ async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Actio
             phase: Some("Deleting".into()),
             ..status
         };
-        write_status(
-            api,
-            stamp,
-            serde_json::to_value(&deleting).unwrap_or_default(),
-        )
-        .await?;
+        write_status(api, stamp, &deleting).await?;
         Err(Error::InProgress(format!(
             "deleting stamp {}",
             stamp.name_any()

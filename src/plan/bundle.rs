@@ -11,6 +11,7 @@ use super::endpoints::{
 };
 use super::error::PlanError;
 use super::global::{plan_global_plane, zone_home, GlobalPlaneInput, GlobalPlanePlan};
+use super::graph::DesiredGraph;
 use super::stamp::{plan_stamp, StampInput, StampObservations, StampPlan};
 use crate::api::{GlobalPlaneSpec, PrivateEndpointSetSpec, StampSpec};
 
@@ -37,6 +38,24 @@ pub struct BundlePlan {
 }
 
 impl BundlePlan {
+    /// The graphs of every planned object, GlobalPlanes first, then Stamps, then
+    /// PrivateEndpointSets (the order they can be applied in); refused objects have none.
+    pub fn graphs(&self) -> Vec<&DesiredGraph> {
+        let global = self
+            .global_planes
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok().map(|p| &p.graph));
+        let stamps = self
+            .stamps
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok().map(|p| &p.graph));
+        let sets = self
+            .endpoint_sets
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok().map(|p| &p.graph));
+        global.chain(stamps).chain(sets).collect()
+    }
+
     /// `(kind, object, error)` of every refused object.
     pub fn errors(&self) -> Vec<(&'static str, String, PlanError)> {
         let pick = |kind: &'static str, name: &String, result: Result<(), &PlanError>| {

@@ -51,6 +51,25 @@ impl ControlPlane {
         cp
     }
 
+    /// A fresh control plane with this project's CRDs established and `namespaces` created.
+    pub fn with_crds(namespaces: &[&str]) -> ControlPlane {
+        let cp = ControlPlane::start();
+        let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+        cp.kubectl_ok(&["apply", "-f", crds.to_str().expect("utf-8 path")]);
+        cp.kubectl_ok(&[
+            "wait",
+            "--for",
+            "condition=established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ]);
+        for ns in namespaces {
+            cp.kubectl_ok(&["create", "namespace", ns]);
+        }
+        cp
+    }
+
     /// The admin kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
         self.state.path().join("kubeconfig")

@@ -81,7 +81,7 @@ seeded=$(curl -sf "$arm/_emulator/resources" | python3 -c 'import json,sys; prin
 
 echo "== operator"
 KUBECONFIG="$work/cp/kubeconfig" "$bin" run --arm-endpoint "$arm" --credential static --token demo --poll-seconds 2 --inline-wait-seconds 5 \
-  --min-poll-seconds 0.2 --metrics-addr 127.0.0.1:0 >"$work/operator.log" 2>&1 &
+  --min-poll-seconds 0.2 --drain-seconds 3 --metrics-addr 127.0.0.1:0 >"$work/operator.log" 2>&1 &
 pids+=($!)
 
 # The examples reach PaaS in a data group the operator does not own.

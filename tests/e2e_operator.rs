@@ -377,6 +377,8 @@ fn start_operator(
                 "0.05",
                 "--resync-seconds",
                 "30",
+                "--drain-seconds",
+                "1",
                 "--metrics-addr",
                 metrics_addr,
             ])

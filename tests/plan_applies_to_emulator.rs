@@ -164,3 +164,82 @@ async fn planned_graphs_converge_and_a_second_pass_writes_nothing() {
         "exactly one GET per resource"
     );
 }
+
+/// Drift detection without a GET per resource: the fingerprint of a converged stamp (one group
+/// listing for its own group, one for Front Door's) stays put while nothing changes, and moves
+/// when a top-level resource, a proxy child (a rule collection group, the origin) or a tracked
+/// child (a DNS zone link) is changed or removed behind the operator's back.
+#[tokio::test]
+async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
+    use stamp_operator::controller::converge::fingerprint;
+    use stamp_operator::plan::ResourceKind;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    let files: Vec<PathBuf> = [
+        "globalplane.yaml",
+        "stamp-westeurope.yaml",
+        "privateendpointsets.yaml",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect();
+    let mut bundle = stamp_operator::cli::load_manifests(&files).unwrap();
+    bundle
+        .endpoint_sets
+        .retain(|(_, name, _)| name != "neu-blue-paas");
+    let plan = plan_bundle(&bundle);
+    let graphs = plan.graphs();
+    let emulator = RunningEmulator::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let arm = client(&emulator);
+    seed(&arm).await;
+    for graph in &graphs {
+        apply(&arm, graph).await;
+    }
+    let stamp = graphs
+        .iter()
+        .find(|g| {
+            g.resources
+                .iter()
+                .any(|r| r.kind == ResourceKind::AzureFirewall)
+        })
+        .unwrap();
+    let gets = |e: &RunningEmulator| e.stats().by_method.get("GET").copied().unwrap_or(0);
+    let before = gets(&emulator);
+    let settled = fingerprint(&arm, stamp).await.unwrap();
+    assert_eq!(
+        gets(&emulator) - before,
+        2,
+        "one listing per resource group"
+    );
+    assert_eq!(fingerprint(&arm, stamp).await.unwrap(), settled);
+
+    let id_of = |kind: ResourceKind| {
+        stamp
+            .resources
+            .iter()
+            .find(|r| r.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind:?}"))
+            .id
+            .to_string()
+    };
+    let mut last = settled;
+    for kind in [
+        ResourceKind::NetworkSecurityGroup,
+        ResourceKind::RuleCollectionGroup,
+        ResourceKind::FrontDoorOrigin,
+        ResourceKind::VirtualNetworkLink,
+    ] {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(emulator.mutate(&id_of(kind), |b| b["tags"] = json!({ "drift": "1" })));
+        let now = fingerprint(&arm, stamp).await.unwrap();
+        assert_ne!(now, last, "a change to a {kind:?} went unseen");
+        last = now;
+    }
+    assert!(emulator.remove(&id_of(ResourceKind::RouteTable)));
+    assert_ne!(
+        fingerprint(&arm, stamp).await.unwrap(),
+        last,
+        "a removed route table went unseen"
+    );
+}

@@ -57,6 +57,18 @@ pub struct InFlightOperation {
     pub started_at: String,
 }
 
+/// The last time the operator checked every resource of an object against Azure and found it
+/// converged. A resync whose plan and resource-group listing still match `fingerprint` need not
+/// read each resource again.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// Hash of the desired graph and of the `changedTime` of its resources in the group listing.
+    pub fingerprint: String,
+    /// When the full check ran (RFC 3339).
+    pub at: String,
+}
+
 /// Condition list helpers shared by every status type.
 pub trait HasConditions {
     /// The object's conditions, kstatus style (`Ready` plus one per component).

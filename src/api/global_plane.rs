@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{
     default_true, CidrBlock, DeletionPolicy, HasConditions, InFlightOperation, ManagementPolicy,
+    Verification,
 };
 
 /// Desired state of the global resources of one environment.
@@ -571,6 +572,9 @@ pub struct GlobalPlaneStatus {
     /// Long-running Azure operations still in flight.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_flight: Vec<InFlightOperation>,
+    /// The last full check against Azure that found everything converged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verification>,
 }
 
 impl HasConditions for GlobalPlaneStatus {

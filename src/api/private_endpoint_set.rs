@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{
     DeletionPolicy, GlobalPlaneRef, HasConditions, InFlightOperation, ManagementPolicy, StampRef,
+    Verification,
 };
 
 /// Desired private endpoints.
@@ -118,6 +119,9 @@ pub struct PrivateEndpointSetStatus {
     /// Long-running Azure operations still in flight.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_flight: Vec<InFlightOperation>,
+    /// The last full check against Azure that found everything converged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verification>,
 }
 
 impl HasConditions for PrivateEndpointSetStatus {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{
     default_true, CidrBlock, DeletionPolicy, GlobalPlaneRef, HasConditions, InFlightOperation,
-    ManagementPolicy,
+    ManagementPolicy, Verification,
 };
 
 /// Desired state of a regional deployment stamp.
@@ -343,9 +343,15 @@ pub struct StampStatus {
     /// The Front Door private-link connection on the stamp's Private Link Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_link_connection: Option<PrivateLinkConnection>,
+    /// While deleting: when Front Door's origin for this stamp was disabled to drain (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draining_since: Option<String>,
     /// Long-running Azure operations still in flight.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_flight: Vec<InFlightOperation>,
+    /// The last full check against Azure that found everything converged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verification>,
 }
 
 impl HasConditions for StampStatus {

@@ -122,9 +122,23 @@ pub struct RunArgs {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
+    /// Seconds a full check of every resource is trusted while the resource-group listing shows
+    /// no change (resyncs in between cost one listing per object).
+    #[arg(long, default_value_t = 3600)]
+    pub full_check_seconds: u64,
+    /// Seconds a deleted stamp's Front Door origin stays disabled (draining) before removal.
+    #[arg(long, default_value_t = 30)]
+    pub drain_seconds: u64,
     /// Log as JSON.
     #[arg(long)]
     pub log_json: bool,
+    /// Run the controllers only while holding this Lease (`namespace/name`), so that of several
+    /// replicas exactly one writes. Off when empty.
+    #[arg(long, env = "LEADER_ELECTION_LEASE", default_value = "")]
+    pub leader_election_lease: String,
+    /// Seconds a Lease stays valid without renewal: how long a failover may take.
+    #[arg(long, default_value_t = 15)]
+    pub lease_seconds: u64,
 }
 
 /// Output formats of `plan`.

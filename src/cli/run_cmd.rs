@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{CliError, CredentialKind, RunArgs};
 use crate::azure::{ArmClient, ArmConfig, ArmMetrics, CredentialConfig, TokenSource};
+use crate::controller::leader::LeaseLock;
 use crate::controller::{Context, Settings};
 
 fn credential(args: &RunArgs) -> Result<CredentialConfig, CliError> {
@@ -65,6 +66,8 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             resync: Duration::from_secs(args.resync_seconds),
             poll: Duration::from_secs(args.poll_seconds),
             inline_wait: Duration::from_secs(args.inline_wait_seconds),
+            full_check: Duration::from_secs(args.full_check_seconds),
+            drain: Duration::from_secs(args.drain_seconds),
         };
         let listener = tokio::net::TcpListener::bind(args.metrics_addr)
             .await
@@ -75,14 +78,81 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
         ));
         tracing::info!(endpoint = %args.arm_endpoint, "stamp-operator running");
         let recorder = crate::controller::recorder(kube.clone());
-        crate::controller::run(Arc::new(Context {
-            kube,
+        let ctx = Arc::new(Context {
+            kube: kube.clone(),
             recorder,
             arm: Arc::new(arm),
             settings,
             metrics: reconcile_metrics,
-        }))
-        .await;
-        Ok(())
+        });
+        if args.leader_election_lease.is_empty() {
+            tokio::select! {
+                () = crate::controller::run(ctx) => {}
+                () = shutdown_signal() => tracing::info!("stopping"),
+            }
+            return Ok(());
+        }
+        lead(kube, &args, ctx).await
     })
+}
+
+/// Runs the controllers while this replica holds the Lease; gives it up on SIGTERM and fails
+/// (so the pod restarts and competes again) if it is lost.
+async fn lead(kube: kube::Client, args: &RunArgs, ctx: Arc<Context>) -> Result<(), CliError> {
+    let (namespace, name) = match args.leader_election_lease.split_once('/') {
+        Some((ns, name)) => (ns.to_string(), name.to_string()),
+        None => (
+            std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into()),
+            args.leader_election_lease.clone(),
+        ),
+    };
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("stamp-operator-{}", uuid::Uuid::new_v4()));
+    let mut lock = LeaseLock::new(
+        kube,
+        &namespace,
+        &name,
+        &identity,
+        Duration::from_secs(args.lease_seconds.max(3)),
+    );
+    tracing::info!(%identity, lease = %format!("{namespace}/{name}"), "waiting to lead");
+    tokio::select! {
+        () = lock.acquire() => {}
+        () = shutdown_signal() => return Ok(()),
+    }
+    tracing::info!(%identity, "leading: controllers start");
+    enum End {
+        Stopped,
+        Lost(String),
+        Signal,
+    }
+    let end = tokio::select! {
+        () = crate::controller::run(ctx) => End::Stopped,
+        lost = lock.keep() => End::Lost(lost),
+        () = shutdown_signal() => End::Signal,
+    };
+    match end {
+        End::Lost(why) => Err(CliError::Output(format!("lost leadership: {why}"))),
+        End::Stopped | End::Signal => {
+            lock.release().await;
+            tracing::info!(%identity, "stopped leading");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }

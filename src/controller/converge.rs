@@ -294,3 +294,100 @@ pub async fn tear_down(
     }
     Ok(true)
 }
+
+/// Whether an object's last full check still holds.
+#[derive(Debug)]
+pub enum Freshness {
+    /// The plan and the group listing are as they were at the last full check: nothing to do.
+    Verified,
+    /// A full pass is due; the fingerprint to record if it converges (taken before the pass, so
+    /// a change made during the pass shows up at the next resync).
+    Stale(Option<String>),
+}
+
+/// FNV-1a, 64 bit: stable across processes, so a restarted operator trusts a recorded check.
+fn fnv1a64(hash: u64, input: &str) -> u64 {
+    input.bytes().fold(hash, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Hash of what the graph asks for.
+fn graph_hash(graph: &DesiredGraph) -> u64 {
+    graph.resources.iter().fold(FNV_OFFSET, |h, r| {
+        let h = fnv1a64(h, r.id.as_str());
+        let h = fnv1a64(h, &format!("{:?}", r.ownership));
+        fnv1a64(h, &r.body.to_string())
+    })
+}
+
+/// The fingerprint of `graph` in Azure: the graph's hash and the `changedTime` of each of its
+/// resources (or of the tracked ancestor a proxy child rolls up to) in the listing of their
+/// resource groups — one read per group, usually one per object.
+pub async fn fingerprint(arm: &ArmClient, graph: &DesiredGraph) -> Result<String, AzureError> {
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let mut groups: BTreeSet<(String, String)> = BTreeSet::new();
+    for r in &graph.resources {
+        groups.insert((
+            r.id.subscription().to_ascii_lowercase(),
+            r.id.resource_group_name().to_ascii_lowercase(),
+        ));
+        let mut id = Some(r.id.clone());
+        while let Some(current) = id {
+            wanted.insert(key_of(current.as_str()));
+            id = current.parent();
+        }
+    }
+    let mut hash = graph_hash(graph);
+    for (subscription, group) in groups {
+        let mut listed: Vec<(String, String)> = arm
+            .list_group(&subscription, &group)
+            .await?
+            .into_iter()
+            .filter_map(|e| {
+                let id = key_of(e["id"].as_str()?);
+                let changed = e["changedTime"].as_str().unwrap_or_default().to_string();
+                wanted.contains(&id).then_some((id, changed))
+            })
+            .collect();
+        listed.sort();
+        hash = fnv1a64(hash, &group);
+        for (id, changed) in listed {
+            hash = fnv1a64(fnv1a64(hash, &id), &changed);
+        }
+    }
+    Ok(format!("{hash:016x}"))
+}
+
+fn key_of(id: &str) -> String {
+    id.to_ascii_lowercase()
+}
+
+/// Decides whether a full pass is due. `settled`: the status describes the current generation,
+/// is Ready and has nothing in flight. A recorded check older than `max_age` is redone anyway
+/// (the safety net for any change a listing cannot show).
+pub async fn freshness(
+    arm: &ArmClient,
+    graph: &DesiredGraph,
+    recorded: Option<&crate::api::Verification>,
+    settled: bool,
+    max_age: Duration,
+) -> Freshness {
+    let current = match fingerprint(arm, graph).await {
+        Ok(f) => f,
+        // Without a listing, read every resource: correctness before thrift.
+        Err(_) => return Freshness::Stale(None),
+    };
+    let young = recorded
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v.at).ok())
+        .is_some_and(|at| {
+            let age = chrono::Utc::now().signed_duration_since(at);
+            age.to_std().is_ok_and(|age| age < max_age)
+        });
+    match recorded {
+        Some(v) if settled && young && v.fingerprint == current => Freshness::Verified,
+        _ => Freshness::Stale(Some(current)),
+    }
+}

@@ -10,8 +10,11 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::{json, Value};
 
 use super::conditions::{merge, ready, Verdict};
-use super::converge::{tear_down, Mode};
-use super::{next_look, persist, write_status, Context, Error, Result, FIELD_MANAGER};
+use super::converge::{tear_down, Freshness, Mode};
+use super::{
+    next_look, persist, verification, write_status, Context, Error, Result, Settled, FIELD_MANAGER,
+};
+use crate::api::HasConditions;
 use crate::api::{
     DeletionPolicy, EndpointStatus, GlobalPlane, PrivateEndpointSet, PrivateEndpointSetStatus,
     Stamp,
@@ -245,6 +248,21 @@ async fn apply(
     if let Some(stamp) = &stamp {
         adopt(ctx, set, stamp, &ns).await?;
     }
+    let freshness = ctx
+        .freshness(
+            &plan.graph,
+            Settled {
+                generation,
+                observed_generation: previous.observed_generation,
+                ready: previous.is_ready(),
+                in_flight: &previous.in_flight,
+                verified: previous.verified.as_ref(),
+            },
+        )
+        .await;
+    if matches!(freshness, Freshness::Verified) {
+        return Ok(next_look(&ctx.settings, true));
+    }
     let mode = Mode::of(set.spec.paused, set.spec.management_policy);
     let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
     let endpoints: Vec<EndpointStatus> = plan
@@ -297,6 +315,7 @@ async fn apply(
         endpoints_verdict,
     ];
     let all_ready = verdicts[0].ok;
+    let converged = all_ready && conv.in_flight.is_empty();
     let status = PrivateEndpointSetStatus {
         observed_generation: generation,
         phase: Some(if all_ready { "Ready" } else { "Provisioning" }.into()),
@@ -304,12 +323,10 @@ async fn apply(
         endpoints_ready: Some(format!("{ready_count}/{}", endpoints.len())),
         endpoints,
         in_flight: persist(&conv.in_flight),
+        verified: verification(converged, freshness),
     };
     write_status(api, set, &status).await?;
-    Ok(next_look(
-        &ctx.settings,
-        all_ready && conv.in_flight.is_empty(),
-    ))
+    Ok(next_look(&ctx.settings, converged))
 }
 
 async fn cleanup(set: &PrivateEndpointSet, ctx: &Context) -> Result<Action> {

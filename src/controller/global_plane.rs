@@ -9,8 +9,8 @@ use kube::{Api, ResourceExt};
 use serde_json::Value;
 
 use super::conditions::{merge, ready, Verdict};
-use super::converge::{tear_down, Mode};
-use super::{next_look, persist, write_status, Context, Error, Result};
+use super::converge::{tear_down, Freshness, Mode};
+use super::{next_look, persist, verification, write_status, Context, Error, Result, Settled};
 use crate::api::{
     DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, OperationsNetworkStatus,
     PrivateEndpointSet, Stamp, StampOriginStatus,
@@ -81,6 +81,30 @@ async fn stamps_of(ctx: &Context, name: &str) -> Result<Vec<Stamp>> {
         .collect())
 }
 
+/// What each stamp reports about its Front Door origin.
+fn origins(stamps: &[Stamp]) -> Vec<StampOriginStatus> {
+    stamps
+        .iter()
+        .map(|s| {
+            let status = s.status.clone().unwrap_or_default();
+            StampOriginStatus {
+                stamp: format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()),
+                region: s.spec.region.clone(),
+                origin_id: status
+                    .outputs
+                    .as_ref()
+                    .and_then(|o| o.front_door_origin_id.clone()),
+                enabled: s.spec.front_door.enabled,
+                weight: s.spec.front_door.weight,
+                connection_state: status
+                    .private_link_connection
+                    .as_ref()
+                    .map(|c| c.state.clone()),
+            }
+        })
+        .collect()
+}
+
 async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> Result<Action> {
     let previous = global.status.clone().unwrap_or_default();
     let generation = global.metadata.generation;
@@ -100,6 +124,32 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
             return Ok(next);
         }
     };
+    let stamps = stamps_of(ctx, &global.name_any()).await?;
+    let origins = origins(&stamps);
+    let freshness = ctx
+        .freshness(
+            &plan.graph,
+            Settled {
+                generation,
+                observed_generation: previous.observed_generation,
+                ready: previous.is_ready(),
+                in_flight: &previous.in_flight,
+                verified: previous.verified.as_ref(),
+            },
+        )
+        .await;
+    if matches!(freshness, Freshness::Verified) {
+        // Azure is as last checked; only what the stamps report may have moved.
+        if origins != previous.stamps {
+            let status = GlobalPlaneStatus {
+                stamp_count: origins.iter().filter(|o| o.origin_id.is_some()).count() as i32,
+                stamps: origins,
+                ..previous
+            };
+            write_status(api, global, &status).await?;
+        }
+        return Ok(next_look(&ctx.settings, true));
+    }
     let mode = Mode::of(global.spec.paused, global.spec.management_policy);
     let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
     let components = vec![
@@ -113,27 +163,6 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     ];
     let all = ready(&components);
     let converged = all.ok && conv.in_flight.is_empty();
-    let stamps = stamps_of(ctx, &global.name_any()).await?;
-    let origins: Vec<StampOriginStatus> = stamps
-        .iter()
-        .map(|s| {
-            let status = s.status.clone().unwrap_or_default();
-            StampOriginStatus {
-                stamp: format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()),
-                region: s.spec.region.clone(),
-                origin_id: status
-                    .outputs
-                    .as_ref()
-                    .and_then(|o| o.front_door_origin_id.clone()),
-                enabled: s.spec.front_door.enabled,
-                weight: s.spec.front_door.weight,
-                connection_state: status
-                    .private_link_connection
-                    .as_ref()
-                    .map(|c| c.state.clone()),
-            }
-        })
-        .collect();
     let mut resource_ids = BTreeMap::new();
     for (role, id) in [
         ("profile", &plan.ids.profile),
@@ -184,6 +213,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
             })
             .collect(),
         in_flight: persist(&conv.in_flight),
+        verified: verification(converged, freshness),
     };
     let was_ready = previous.is_ready();
     write_status(api, global, &status).await?;

@@ -7,6 +7,7 @@ pub mod converge;
 pub mod endpoint_set;
 pub mod error;
 pub mod global_plane;
+pub mod leader;
 pub mod metrics;
 pub mod serve;
 pub mod stamp;
@@ -40,6 +41,10 @@ pub struct Settings {
     pub poll: Duration,
     /// How long one reconcile waits for an operation before persisting it and requeueing.
     pub inline_wait: Duration,
+    /// How long a full check of every resource is trusted while the group listing is unchanged.
+    pub full_check: Duration,
+    /// How long a deleted stamp's Front Door origin stays disabled before it is removed.
+    pub drain: Duration,
 }
 
 impl Default for Settings {
@@ -48,6 +53,8 @@ impl Default for Settings {
             resync: Duration::from_secs(300),
             poll: Duration::from_secs(10),
             inline_wait: Duration::from_secs(20),
+            full_check: Duration::from_secs(3600),
+            drain: Duration::from_secs(30),
         }
     }
 }
@@ -192,6 +199,58 @@ impl Context {
             self.settings.inline_wait,
         )
         .await
+    }
+}
+
+impl Context {
+    /// Whether `graph` needs a full pass, given the check recorded in status. Only a settled
+    /// object (status for this generation, Ready, nothing in flight) may skip it.
+    pub async fn freshness(
+        &self,
+        graph: &crate::plan::DesiredGraph,
+        status: Settled<'_>,
+    ) -> converge::Freshness {
+        let settled = status.observed_generation == status.generation
+            && status.ready
+            && status.in_flight.is_empty();
+        converge::freshness(
+            &self.arm,
+            graph,
+            status.verified,
+            settled,
+            self.settings.full_check,
+        )
+        .await
+    }
+}
+
+/// What a status says about how settled its object is.
+pub struct Settled<'a> {
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// `status.observedGeneration`.
+    pub observed_generation: Option<i64>,
+    /// `Ready` is `True`.
+    pub ready: bool,
+    /// Operations still running.
+    pub in_flight: &'a [InFlightOperation],
+    /// The last full check.
+    pub verified: Option<&'a crate::api::Verification>,
+}
+
+/// The check to record after a pass: only a converged pass with a fingerprint earns one.
+pub fn verification(
+    converged: bool,
+    freshness: converge::Freshness,
+) -> Option<crate::api::Verification> {
+    match freshness {
+        converge::Freshness::Stale(Some(fingerprint)) if converged => {
+            Some(crate::api::Verification {
+                fingerprint,
+                at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+        }
+        _ => None,
     }
 }
 

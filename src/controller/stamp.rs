@@ -8,10 +8,10 @@ use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 
 use super::conditions::{merge, ready, Verdict};
-use super::converge::{tear_down, Convergence, Mode};
-use super::{next_look, persist, write_status, Context, Error, Result};
+use super::converge::{tear_down, Convergence, Freshness, Mode};
+use super::{next_look, persist, verification, write_status, Context, Error, Result, Settled};
 use crate::api::{
-    ApprovalMode, DeletionPolicy, GlobalPlane, PlannedSubnet, PrivateEndpointSet,
+    ApprovalMode, DeletionPolicy, GlobalPlane, HasConditions, PlannedSubnet, PrivateEndpointSet,
     PrivateLinkConnection, Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
 };
 use crate::azure::PutOutcome;
@@ -316,6 +316,21 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
             return Ok(next);
         }
     };
+    let freshness = ctx
+        .freshness(
+            &plan.graph,
+            Settled {
+                generation,
+                observed_generation: previous.observed_generation,
+                ready: previous.is_ready(),
+                in_flight: &previous.in_flight,
+                verified: previous.verified.as_ref(),
+            },
+        )
+        .await;
+    if matches!(freshness, Freshness::Verified) {
+        return Ok(next_look(&ctx.settings, true));
+    }
     let mode = Mode::of(stamp.spec.paused, stamp.spec.management_policy);
     let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
     for repaired in &conv.repaired {
@@ -395,12 +410,11 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
             .collect(),
         outputs: Some(outputs),
         private_link_connection: connection,
+        draining_since: None,
         in_flight: persist(&conv.in_flight),
+        verified: verification(converged, freshness),
     };
-    let was_ready = previous
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let was_ready = previous.is_ready();
     write_status(api, stamp, &status).await?;
     if converged && !was_ready {
         super::announce(
@@ -418,6 +432,65 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
     Ok(next_look(&ctx.settings, converged))
 }
 
+/// Disables the stamp's Front Door origin and lets in-flight requests drain before anything is
+/// deleted. `Some(time left)` while draining; `None` once the origin may go (or is gone).
+async fn drain(
+    api: &Api<Stamp>,
+    stamp: &Stamp,
+    ctx: &Context,
+    plan: &StampPlan,
+    status: &StampStatus,
+) -> Result<Option<std::time::Duration>> {
+    let Some(origin) = plan.graph.resources.iter().find(|r| {
+        r.component == Component::FrontDoorOrigin && r.ownership == crate::plan::Ownership::Managed
+    }) else {
+        return Ok(None);
+    };
+    let (id, api_version) = (origin.id.as_str(), origin.kind.api_version());
+    let Some(live) = ctx.arm.get(id, api_version).await? else {
+        return Ok(None);
+    };
+    let disabled = live.body.pointer("/properties/enabledState") == Some(&json!("Disabled"));
+    if !disabled {
+        let mut body = origin.body.clone();
+        body["properties"]["enabledState"] = json!("Disabled");
+        if let crate::azure::ApplyOutcome::Written {
+            outcome: PutOutcome::Started(op),
+            ..
+        } = ctx.arm.apply(id, api_version, &body).await?
+        {
+            let _ = tokio::time::timeout(ctx.settings.inline_wait, ctx.arm.wait(&op)).await;
+        }
+        super::announce(
+            ctx,
+            stamp,
+            false,
+            "Draining",
+            format!(
+                "Front Door's origin is disabled; deleting in {}s",
+                ctx.settings.drain.as_secs()
+            ),
+        )
+        .await;
+    }
+    let since = status
+        .draining_since
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+    let Some(since) = since else {
+        let draining = StampStatus {
+            phase: Some("Draining".into()),
+            draining_since: Some(chrono::Utc::now().to_rfc3339()),
+            ..status.clone()
+        };
+        write_status(api, stamp, &draining).await?;
+        return Ok(Some(ctx.settings.drain));
+    };
+    let elapsed = (chrono::Utc::now() - since).to_std().unwrap_or_default();
+    Ok(ctx.settings.drain.checked_sub(elapsed))
+}
+
 async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action> {
     let status = stamp.status.clone().unwrap_or_default();
     let created_nothing = status.outputs.is_none() && status.in_flight.is_empty();
@@ -429,6 +502,13 @@ async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Actio
         tracing::warn!(stamp = %stamp.name_any(), "deleting a stamp that cannot be planned: Azure resources are left in place");
         return Ok(Action::await_change());
     };
+    if let Some(left) = drain(api, stamp, ctx, &plan, &status).await? {
+        return Err(Error::InProgress(format!(
+            "draining Front Door's origin for stamp {}: {}s left",
+            stamp.name_any(),
+            left.as_secs()
+        )));
+    }
     let wait = ctx.settings.inline_wait;
     // Front Door stops sending traffic first, then the stamp goes; an owned resource group takes
     // everything in it along.

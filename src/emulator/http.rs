@@ -703,7 +703,12 @@ fn list_group(world: &World, subscription: &str, resource_group: &str) -> Reply 
     let value: Vec<Value> = world
         .resources
         .iter()
-        .filter(|(k, _)| k.starts_with(&prefix) && k[prefix.len()..].split('/').count() == 3)
+        // Top-level resources and tracked children (those with a location, such as private DNS
+        // zone links and Front Door endpoints) are listed; proxy children are not.
+        .filter(|(k, r)| {
+            k.starts_with(&prefix)
+                && (k[prefix.len()..].split('/').count() == 3 || r.body.get("location").is_some())
+        })
         .map(|(_, r)| {
             json!({
                 "id": r.id, "name": r.id.rsplit('/').next(), "type": r.resource_type,

@@ -103,11 +103,14 @@ impl RunningEmulator {
     /// Changes a stored resource behind the operator's back (drift). Returns false if absent.
     pub fn mutate(&self, id: &str, change: impl FnOnce(&mut Value)) -> bool {
         let mut world = self.world();
-        match world.resources.get_mut(&id.to_ascii_lowercase()) {
+        let key = id.to_ascii_lowercase();
+        let now = state::now_rfc3339();
+        world.touch_ancestors(&key, &now);
+        match world.resources.get_mut(&key) {
             Some(r) => {
                 change(&mut r.body);
                 r.etag = state::World::new_etag();
-                r.changed_time = state::now_rfc3339();
+                r.changed_time = now;
                 true
             }
             None => false,

@@ -151,7 +151,7 @@ pub struct World {
 
 /// RFC 3339 time now.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 impl World {
@@ -181,6 +181,7 @@ impl World {
     pub fn upsert(&mut self, id: &str, resource_type: &str, body: Value) -> bool {
         let key = id.to_ascii_lowercase();
         let now = now_rfc3339();
+        self.touch_ancestors(&key, &now);
         match self.resources.get_mut(&key) {
             Some(existing) => {
                 existing.body = body;
@@ -233,8 +234,29 @@ impl World {
         out
     }
 
+    /// Marks every stored ancestor of `key` changed at `now`. Assumption (not confirmed in
+    /// Azure's documentation): a write to a child (a rule collection group, an origin, a
+    /// private-endpoint connection) changes its parent's state, and ARM's `changedTime` of the
+    /// parent follows — so listing a group reveals changes to proxy children too.
+    pub fn touch_ancestors(&mut self, key: &str, now: &str) {
+        let mut current = key;
+        while let Some((parent, _)) = current
+            .rsplit_once('/')
+            .and_then(|(p, _)| p.rsplit_once('/'))
+        {
+            if !parent.contains("/providers/") {
+                break;
+            }
+            if let Some(r) = self.resources.get_mut(parent) {
+                r.changed_time = now.to_string();
+            }
+            current = parent;
+        }
+    }
+
     /// Removes `key` and everything below it, releasing their IPs.
     pub fn remove_tree(&mut self, key: &str) -> Vec<Resource> {
+        self.touch_ancestors(key, &now_rfc3339());
         let prefix = format!("{key}/");
         let doomed: Vec<String> = self
             .resources

@@ -1,0 +1,177 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease, so that of several replicas exactly one
+//! runs the controllers and writes to Azure. The others wait, ready to take over when the
+//! holder stops renewing.
+//!
+//! Expiry is judged as client-go judges it: by how long *this* process has seen the same lease
+//! record unchanged, not by comparing the holder's `renewTime` with our clock — so clock skew
+//! between replicas cannot make two of them leaders at once.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{ObjectMeta, PostParams};
+use kube::Api;
+
+use super::{Error, Result};
+
+/// The lease this replica competes for.
+pub struct LeaseLock {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    duration: Duration,
+    /// The last record seen held by someone else, and since when it has not changed.
+    observed: Option<(String, Instant)>,
+}
+
+/// What one attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// We hold the lease (acquired or renewed).
+    Leading,
+    /// Someone else holds it.
+    Following(String),
+}
+
+impl LeaseLock {
+    /// A lock on the Lease `namespace/name` for the replica `identity`.
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> LeaseLock {
+        LeaseLock {
+            api: Api::namespaced(client, namespace),
+            name: name.to_string(),
+            identity: identity.to_string(),
+            duration,
+            observed: None,
+        }
+    }
+
+    /// How often to renew or retry: a third of the lease, as client-go does.
+    pub fn retry_period(&self) -> Duration {
+        self.duration / 3
+    }
+
+    fn spec(&self, transitions: i32, acquired: Option<MicroTime>) -> LeaseSpec {
+        let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+        LeaseSpec {
+            holder_identity: Some(self.identity.clone()),
+            lease_duration_seconds: Some(self.duration.as_secs().max(1) as i32),
+            acquire_time: Some(acquired.unwrap_or_else(|| now.clone())),
+            renew_time: Some(now),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }
+    }
+
+    /// Acquires, renews or observes the lease once. A lost race (409) means following.
+    pub async fn attempt(&mut self) -> Result<Attempt> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(self.spec(0, None)),
+            };
+            return self.write(self.api.create(&PostParams::default(), &lease).await);
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        if holder == self.identity {
+            lease.spec = Some(self.spec(
+                spec.lease_transitions.unwrap_or(0),
+                spec.acquire_time.clone(),
+            ));
+            return self.write(
+                self.api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await,
+            );
+        }
+        let record = format!("{holder}|{:?}", spec.renew_time);
+        let unchanged_for = match &self.observed {
+            Some((seen, since)) if *seen == record => since.elapsed(),
+            _ => {
+                self.observed = Some((record, Instant::now()));
+                Duration::ZERO
+            }
+        };
+        if holder.is_empty() || unchanged_for > self.duration {
+            // Free or expired: take over. `replace` carries the resourceVersion we read, so of
+            // two replicas taking over at once only one succeeds.
+            lease.spec = Some(self.spec(spec.lease_transitions.unwrap_or(0) + 1, None));
+            return self.write(
+                self.api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await,
+            );
+        }
+        Ok(Attempt::Following(holder))
+    }
+
+    fn write(&mut self, result: kube::Result<Lease>) -> Result<Attempt> {
+        match result {
+            Ok(_) => {
+                self.observed = None;
+                Ok(Attempt::Leading)
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                Ok(Attempt::Following("another replica".into()))
+            }
+            Err(e) => Err(Error::Kube(e)),
+        }
+    }
+
+    /// Waits until this replica leads.
+    pub async fn acquire(&mut self) {
+        loop {
+            match self.attempt().await {
+                Ok(Attempt::Leading) => return,
+                Ok(Attempt::Following(holder)) => {
+                    tracing::debug!(%holder, lease = %self.name, "waiting for the lease");
+                }
+                Err(e) => tracing::warn!(error = %e, lease = %self.name, "lease attempt failed"),
+            }
+            tokio::time::sleep(self.retry_period()).await;
+        }
+    }
+
+    /// Renews until the lease is lost — someone else holds it, or no renewal succeeded for a
+    /// whole lease duration (after which another replica may already lead). Returns then.
+    pub async fn keep(&mut self) -> String {
+        let mut last_renewal = Instant::now();
+        loop {
+            tokio::time::sleep(self.retry_period()).await;
+            match self.attempt().await {
+                Ok(Attempt::Leading) => last_renewal = Instant::now(),
+                Ok(Attempt::Following(holder)) => return format!("{holder} holds the lease"),
+                Err(e) => tracing::warn!(error = %e, lease = %self.name, "lease renewal failed"),
+            }
+            // Stop a little before the others may take over.
+            if last_renewal.elapsed() + self.retry_period() / 2 > self.duration {
+                return "the lease could not be renewed in time".into();
+            }
+        }
+    }
+
+    /// Gives the lease up (on shutdown), so a successor need not wait for it to expire.
+    pub async fn release(&mut self) {
+        if let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await {
+            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+            if spec.holder_identity.as_deref() == Some(self.identity.as_str()) {
+                spec.holder_identity = None;
+                spec.lease_duration_seconds = Some(1);
+                let _ = self
+                    .api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await;
+            }
+        }
+    }
+}

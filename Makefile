@@ -2,7 +2,7 @@
 #   make demo   the operator against a real kube-apiserver and the ARM emulator: examples become Ready, then are deleted
 #   make test   every test: formatting, lints, unit, property, corpus, CLI and end-to-end tests
 #               (builds the pinned kube-apiserver/etcd first; cached after the first run)
-.PHONY: demo plan-examples test build fmt fmt-check clippy crds controlplane emulator-schemas
+.PHONY: demo plan-examples test build fmt fmt-check clippy crds controlplane emulator-schemas kustomize-base bench image
 
 CARGO ?= cargo
 
@@ -32,6 +32,15 @@ clippy:
 # Regenerate crds/ after changing src/api (a test fails while they differ).
 crds: build
 	./target/debug/stamp-operator crd --out-dir crds
+	cp crds/*.missioncritical.dev.yaml charts/stamp-operator/crds/
+
+# Re-render deploy/kustomize/base from the Helm chart (a test fails while they differ).
+kustomize-base: controlplane
+	deploy/kustomize/render.sh
+
+# The container image (needs a Docker engine; not used by the tests).
+image:
+	docker build --build-arg VERSION=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1) -t stamp-operator:dev .
 
 # Pinned kube-apiserver, kubectl and etcd built from the Go module proxy (cached in target/).
 controlplane:

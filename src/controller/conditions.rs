@@ -39,11 +39,22 @@ impl Verdict {
 
 /// The new condition list: `verdicts` in order, keeping each lastTransitionTime whose status did
 /// not change, with `Ready` first (True only when every other verdict is True).
+///
+/// `Reconciling` and `Stalled` follow from `phase`, the "abnormal-true" pair kstatus (Flux,
+/// cli-utils) reads: Reconciling while work is under way, Stalled when only a change of spec (or
+/// of Azure's mind) will help. kstatus reads `Ready` as well, but only `Stalled` lets it (and
+/// Flux's health checks) report Failed instead of waiting for a timeout.
 pub fn merge(
     previous: &[Condition],
     verdicts: &[Verdict],
     generation: Option<i64>,
+    phase: &str,
 ) -> Vec<Condition> {
+    let verdicts: Vec<Verdict> = verdicts
+        .iter()
+        .cloned()
+        .chain(progress(verdicts, phase))
+        .collect();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let make = |v: &Verdict| {
         let status = if v.ok { "True" } else { "False" }.to_string();
@@ -62,6 +73,29 @@ pub fn merge(
         }
     };
     verdicts.iter().map(make).collect()
+}
+
+/// `Reconciling` and `Stalled` for an object in `phase`, explained by its first failing verdict.
+fn progress(verdicts: &[Verdict], phase: &str) -> [Verdict; 2] {
+    let why = verdicts
+        .iter()
+        .find(|v| !v.ok && v.type_ != "Ready")
+        .map_or_else(
+            || phase.to_string(),
+            |v| format!("{}: {}", v.type_, v.message),
+        );
+    let stalled = matches!(phase, "InvalidSpec" | "Degraded");
+    let reconciling = matches!(phase, "Pending" | "Provisioning" | "Deleting" | "Draining");
+    let flag = |type_: &str, on: bool, message: &str| Verdict {
+        type_: type_.into(),
+        ok: on,
+        reason: if on { phase.into() } else { "Idle".into() },
+        message: if on { message.into() } else { phase.into() },
+    };
+    [
+        flag("Reconciling", reconciling, &why),
+        flag("Stalled", stalled, &why),
+    ]
 }
 
 /// The `Ready` verdict summarising `components`: the first failing one explains it.

@@ -316,10 +316,11 @@ async fn apply(
     ];
     let all_ready = verdicts[0].ok;
     let converged = all_ready && conv.in_flight.is_empty();
+    let phase = if all_ready { "Ready" } else { "Provisioning" };
     let status = PrivateEndpointSetStatus {
         observed_generation: generation,
-        phase: Some(if all_ready { "Ready" } else { "Provisioning" }.into()),
-        conditions: merge(&previous.conditions, &verdicts, generation),
+        phase: Some(phase.into()),
+        conditions: merge(&previous.conditions, &verdicts, generation, phase),
         endpoints_ready: Some(format!("{ready_count}/{}", endpoints.len())),
         endpoints,
         in_flight: persist(&conv.in_flight),

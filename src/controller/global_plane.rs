@@ -175,19 +175,17 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     }
     let mut verdicts = vec![all];
     verdicts.extend(components);
+    let phase = if converged {
+        "Ready"
+    } else if mode == Mode::Observe {
+        "Observing"
+    } else {
+        "Provisioning"
+    };
     let status = GlobalPlaneStatus {
         observed_generation: generation,
-        phase: Some(
-            if converged {
-                "Ready"
-            } else if mode == Mode::Observe {
-                "Observing"
-            } else {
-                "Provisioning"
-            }
-            .into(),
-        ),
-        conditions: merge(&previous.conditions, &verdicts, generation),
+        phase: Some(phase.into()),
+        conditions: merge(&previous.conditions, &verdicts, generation, phase),
         front_door_host_name: conv
             .live_of(plan.ids.endpoint.as_str())
             .and_then(|e| e.pointer("/properties/hostName"))

@@ -321,6 +321,7 @@ pub fn unplanned(
     Action,
 ) {
     let invalid = verdict.reason == "InvalidSpec";
+    let phase = if invalid { "InvalidSpec" } else { "Pending" };
     let conditions = conditions::merge(
         previous,
         &[
@@ -328,8 +329,8 @@ pub fn unplanned(
             verdict.clone(),
         ],
         generation,
+        phase,
     );
-    let phase = if invalid { "InvalidSpec" } else { "Pending" };
     let action = if invalid {
         Action::await_change()
     } else {

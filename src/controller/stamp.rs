@@ -396,7 +396,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
     let status = StampStatus {
         observed_generation: generation,
         phase: Some(phase.into()),
-        conditions: merge(&previous.conditions, &verdicts, generation),
+        conditions: merge(&previous.conditions, &verdicts, generation, phase),
         address_plan: plan
             .address
             .subnets

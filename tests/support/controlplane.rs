@@ -85,6 +85,72 @@ impl ControlPlane {
             .expect("run kubectl")
     }
 
+    /// A pinned tool built with the control plane (helm, kstatus-check, lua-health).
+    #[allow(dead_code)]
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    /// Runs the pinned helm against this control plane and insists on success.
+    #[allow(dead_code)]
+    pub fn helm_ok(&self, args: &[&str]) -> String {
+        let out = Command::new(self.bin.join("helm"))
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HELM_CACHE_HOME", self.state.path().join("helm/cache"))
+            .env("HELM_CONFIG_HOME", self.state.path().join("helm/config"))
+            .env("HELM_DATA_HOME", self.state.path().join("helm/data"))
+            .args(args)
+            .output()
+            .expect("run helm");
+        assert!(
+            out.status.success(),
+            "helm {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Installs `charts/stamp-operator` as release `stamp-operator` in `stamp-system` (CRDs are
+    /// expected to be there already) and returns a kubeconfig that authenticates as the chart's
+    /// ServiceAccount, with a token from `kubectl create token`: the operator then runs with
+    /// exactly the chart's RBAC.
+    #[allow(dead_code)]
+    pub fn install_chart(&self) -> PathBuf {
+        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/stamp-operator");
+        self.helm_ok(&[
+            "install",
+            "stamp-operator",
+            chart.to_str().expect("utf-8 path"),
+            "--namespace",
+            "stamp-system",
+            "--create-namespace",
+            "--skip-crds",
+        ]);
+        self.service_account_kubeconfig("stamp-system", "stamp-operator")
+    }
+
+    /// A kubeconfig for ServiceAccount `namespace/name`.
+    #[allow(dead_code)]
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> PathBuf {
+        let token = self.kubectl_ok(&["create", "token", name, "-n", namespace, "--duration=2h"]);
+        let admin = std::fs::read_to_string(self.kubeconfig()).expect("admin kubeconfig");
+        let cluster: String = admin
+            .lines()
+            .take_while(|l| !l.starts_with("users:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = format!(
+            "{cluster}\nusers:\n- name: {name}\n  user:\n    token: {}\ncontexts:\n- name: sa\n  context:\n    cluster: test\n    user: {name}\n    namespace: {namespace}\ncurrent-context: sa\n",
+            token.trim()
+        );
+        let path = self
+            .state
+            .path()
+            .join(format!("kubeconfig-{namespace}-{name}"));
+        std::fs::write(&path, config).expect("write kubeconfig");
+        path
+    }
+
     /// Runs kubectl and insists on success; returns stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);

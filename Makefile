@@ -38,6 +38,12 @@ crds: build
 kustomize-base: controlplane
 	deploy/kustomize/render.sh
 
+# Scale benchmark (not part of `make test`): writes target/bench/results.json and results.md.
+# BENCH_ARGS="--sizes 10,100,1000 --factor 0.01 --resyncs 3"
+BENCH_ARGS ?= --sizes 10,100
+bench: controlplane
+	$(CARGO) bench --locked --bench scale -- $(BENCH_ARGS)
+
 # The container image (needs a Docker engine; not used by the tests).
 image:
 	docker build --build-arg VERSION=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1) -t stamp-operator:dev .

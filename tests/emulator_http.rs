@@ -816,3 +816,34 @@ async fn out_of_band_changes_are_visible_and_change_the_etag() {
     assert!(arm.emulator.remove(&nsg));
     assert_eq!(arm.get(&nsg, NET).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn front_door_refuses_a_51st_origin_in_one_origin_group() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let profile = format!("{}/providers/Microsoft.Cdn/profiles/afd", rg("rg"));
+    arm.put_done(
+        &profile,
+        "2024-09-01",
+        json!({ "location": "Global", "sku": { "name": "Premium_AzureFrontDoor" } }),
+    )
+    .await;
+    arm.put_done(
+        &format!("{profile}/originGroups/og"),
+        "2024-09-01",
+        json!({ "properties": {} }),
+    )
+    .await;
+    let origin = |i: usize| format!("{profile}/originGroups/og/origins/o{i}");
+    let body = json!({ "properties": { "hostName": "origin.example.com" } });
+    for i in 0..50 {
+        arm.put_done(&origin(i), "2024-09-01", body.clone()).await;
+    }
+    let refused = arm.put(&origin(50), "2024-09-01", body.clone()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("maximum of 50 origins"));
+    // Updating one of the fifty is still fine.
+    arm.put_done(&origin(7), "2024-09-01", body).await;
+}

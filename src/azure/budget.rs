@@ -60,6 +60,17 @@ impl Default for BudgetLimits {
 }
 
 impl BudgetLimits {
+    /// These limits with every refill rate multiplied by `factor`: an emulator that runs time
+    /// faster than Azure refills its buckets faster too.
+    pub fn refill_scaled(self, factor: f64) -> BudgetLimits {
+        let scale = |(capacity, refill): (f64, f64)| (capacity, refill * factor);
+        BudgetLimits {
+            reads: scale(self.reads),
+            writes: scale(self.writes),
+            deletes: scale(self.deletes),
+        }
+    }
+
     fn of(&self, class: RequestClass) -> (f64, f64) {
         match class {
             RequestClass::Read => self.reads,

@@ -36,6 +36,8 @@ pub struct ArmConfig {
     pub min_poll_interval: Duration,
     /// The subscription's request budget (ARM's limits by default).
     pub budget: BudgetLimits,
+    /// `User-Agent` of every request; ARM's activity log shows it, so it names the replica.
+    pub user_agent: String,
 }
 
 impl ArmConfig {
@@ -58,6 +60,7 @@ impl ArmConfig {
             max_retry_delay: Duration::from_secs(30),
             min_poll_interval: Duration::from_secs(1),
             budget: BudgetLimits::default(),
+            user_agent: concat!("stamp-operator/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
 }
@@ -173,6 +176,7 @@ impl ArmClient {
     ) -> Result<ArmClient, AzureError> {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
+            .user_agent(config.user_agent.clone())
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| AzureError::Invalid(e.to_string()))?;

@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the operator: reconcile GlobalPlanes, Stamps and PrivateEndpointSets against Azure.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as multi-document YAML, or write one file each.
     Crd {
         /// Write `<crd name>.yaml` files into this directory instead of printing.
@@ -40,6 +40,10 @@ pub enum Command {
         /// Accept only `Authorization: Bearer <token>` (any bearer token when omitted).
         #[arg(long, env = "EMULATOR_TOKEN")]
         token: Option<String>,
+        /// Seed what exists before the operator runs for `deploy/examples` (PaaS services, AKS's
+        /// load balancers and Private Link Service).
+        #[arg(long)]
+        seed_examples: bool,
     },
     /// Derive the emulator's compact request schemas from Azure's REST API specs (prints JSON).
     DeriveEmulatorSchemas {
@@ -116,6 +120,10 @@ pub struct RunArgs {
     /// Seconds one reconcile waits for an operation before persisting it.
     #[arg(long, default_value_t = 20)]
     pub inline_wait_seconds: u64,
+    /// Multiply the refill rates of ARM's request budget the operator paces itself by (only for an
+    /// emulator whose time runs faster than Azure's, as in `make bench`).
+    #[arg(long, default_value_t = 1.0)]
+    pub arm_budget_scale: f64,
     /// Shortest seconds between polls of one operation.
     #[arg(long, default_value_t = 1.0)]
     pub min_poll_seconds: f64,
@@ -196,7 +204,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Plan { files, output } => plan_cmd::run(&files, output),
-        Command::Run(args) => run_cmd::run(args),
+        Command::Run(args) => run_cmd::run(*args),
         Command::DeriveEmulatorSchemas { specs } => {
             let schemas = crate::emulator::spec_schema::derive(&specs).map_err(CliError::Output)?;
             let text =
@@ -208,7 +216,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             listen,
             latency_factor,
             token,
-        } => run_emulator(listen, latency_factor, token),
+            seed_examples,
+        } => run_emulator(listen, latency_factor, token, seed_examples),
     }
 }
 
@@ -216,6 +225,7 @@ fn run_emulator(
     listen: std::net::SocketAddr,
     latency_factor: f64,
     token: Option<String>,
+    seed_examples: bool,
 ) -> Result<(), CliError> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| CliError::Output(e.to_string()))?;
     runtime.block_on(async {
@@ -227,12 +237,13 @@ fn run_emulator(
             token,
             ..Default::default()
         };
+        let emulator = crate::emulator::RunningEmulator::on(listener, config);
+        if seed_examples {
+            let seeded = emulator.seed_examples().await.map_err(CliError::Output)?;
+            eprintln!("seeded {} resources for deploy/examples", seeded.len());
+        }
         eprintln!("ARM emulator listening on http://{listen} (latency factor {latency_factor})");
-        crate::emulator::serve(
-            listener,
-            std::sync::Arc::new(std::sync::Mutex::new(crate::emulator::World::new(config))),
-        )
-        .await;
+        emulator.wait().await;
         Ok(())
     })
 }

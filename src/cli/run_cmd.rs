@@ -33,9 +33,11 @@ fn credential(args: &RunArgs) -> Result<CredentialConfig, CliError> {
 }
 
 pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
-    let subscriber = tracing_subscriber::fmt().with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-    );
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        );
     if args.log_json {
         subscriber.json().init();
     } else {
@@ -48,6 +50,12 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Output(format!("kubernetes: {e}")))?;
         let mut config = ArmConfig::for_endpoint(&args.arm_endpoint, &args.arm_scope);
         config.min_poll_interval = Duration::from_secs_f64(args.min_poll_seconds.max(0.0));
+        config.budget = config
+            .budget
+            .refill_scaled(args.arm_budget_scale.max(0.001));
+        if let Ok(pod) = std::env::var("POD_NAME") {
+            config.user_agent = format!("{} ({pod})", config.user_agent);
+        }
         let cred = credential(&args)?
             .build()
             .map_err(|e| CliError::Output(e.to_string()))?;

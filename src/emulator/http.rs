@@ -283,12 +283,18 @@ fn route(
         .get("x-ms-client-request-id")
         .and_then(|h| h.to_str().ok())
         .map(String::from);
+    let user_agent = parts
+        .headers
+        .get("user-agent")
+        .and_then(|h| h.to_str().ok())
+        .map(String::from);
     world.log.push(RequestRecord {
         method,
         path,
         status: reply.status,
         request_id,
         client_request_id,
+        user_agent,
     });
     Outcome::Reply(reply, delay)
 }

@@ -8,6 +8,7 @@
 
 mod error;
 mod faults;
+pub mod fixtures;
 mod http;
 mod latency;
 mod network;
@@ -60,6 +61,11 @@ impl RunningEmulator {
         }
     }
 
+    /// Serves until the process ends.
+    pub async fn wait(&self) {
+        std::future::pending::<()>().await;
+    }
+
     /// Base URL (`http://127.0.0.1:PORT`), the ARM endpoint for clients.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -69,6 +75,23 @@ impl RunningEmulator {
         self.world
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Seeds what exists before the operator runs for `deploy/examples` (see `fixtures`); returns
+    /// every id then stored (children Azure made along, such as subnets, included), lower case.
+    pub async fn seed_examples(&self) -> Result<std::collections::BTreeSet<String>, String> {
+        let token = self
+            .world()
+            .config
+            .token
+            .clone()
+            .unwrap_or_else(|| "seed".into());
+        fixtures::seed_examples(&self.url(), &token).await?;
+        Ok(self
+            .inventory()
+            .into_iter()
+            .map(|id| id.to_ascii_lowercase())
+            .collect())
     }
 
     /// Request counters.

@@ -857,7 +857,52 @@ fn remove_records(world: &mut World, zone_group_key: &str) {
     }
 }
 
+/// Front Door Premium's documented limits: 50 origins per origin group, 200 per profile.
+const ORIGINS_PER_GROUP: usize = 50;
+const ORIGINS_PER_PROFILE: usize = 200;
+
+fn origin_limits(world: &World, path: &ResourcePath) -> Result<(), ArmError> {
+    let key = path.id.to_ascii_lowercase();
+    let group = key
+        .rsplit_once("/origins/")
+        .map(|(g, _)| g)
+        .unwrap_or_default();
+    let profile = group
+        .rsplit_once("/origingroups/")
+        .map(|(p, _)| p)
+        .unwrap_or_default();
+    let others = |prefix: &str| {
+        world
+            .resources
+            .keys()
+            .filter(|k| k.starts_with(prefix) && k.contains("/origins/") && **k != key)
+            .filter(|k| {
+                k.split("/origins/")
+                    .nth(1)
+                    .is_some_and(|n| !n.contains('/'))
+            })
+            .count()
+    };
+    if world.get(&path.id).is_some() {
+        return Ok(());
+    }
+    if others(&format!("{group}/")) >= ORIGINS_PER_GROUP {
+        return Err(bad(
+            "BadRequest",
+            format!("The origin group already has the maximum of {ORIGINS_PER_GROUP} origins. (emulator code)"),
+        ));
+    }
+    if others(&format!("{profile}/")) >= ORIGINS_PER_PROFILE {
+        return Err(bad(
+            "BadRequest",
+            format!("The profile already has the maximum of {ORIGINS_PER_PROFILE} origins. (emulator code)"),
+        ));
+    }
+    Ok(())
+}
+
 fn put_origin(world: &mut World, path: &ResourcePath, mut body: Value) -> Result<Value, ArmError> {
+    origin_limits(world, path)?;
     let previous = world.get(&path.id).map(|r| r.body.clone());
     if let Some(pls) = str_at(
         &body,

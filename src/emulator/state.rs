@@ -104,6 +104,8 @@ pub struct RequestRecord {
     pub request_id: String,
     /// `x-ms-client-request-id` the client sent.
     pub client_request_id: Option<String>,
+    /// `User-Agent` the client sent.
+    pub user_agent: Option<String>,
 }
 
 /// Emulator settings.

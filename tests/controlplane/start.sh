@@ -2,7 +2,8 @@
 # Starts a throwaway control plane — etcd and kube-apiserver on loopback, ephemeral ports, RBAC on —
 # in STATE_DIR (default: a new temporary directory), writes STATE_DIR/kubeconfig (admin) and
 # STATE_DIR/ready, then waits. On exit (SIGTERM, SIGINT, failure, or its parent dying) it stops
-# every process it started, by PID.
+# every process it started, by PID. SIGUSR1 restarts the API server (etcd keeps the data); the
+# file STATE_DIR/restarts counts completed restarts.
 #
 #   tests/controlplane/start.sh [STATE_DIR]      # foreground; Ctrl-C stops everything
 set -euo pipefail
@@ -54,14 +55,19 @@ openssl_quiet rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
   >"$state/etcd.log" 2>&1 &
 pids+=($!); echo "$!" > "$state/etcd.pid"
 
-"$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_client" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt" \
-  --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
-  --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.0.0.0/24 \
-  --authorization-mode RBAC --enable-priority-and-fairness=false \
-  >"$state/kube-apiserver.log" 2>&1 &
-pids+=($!); echo "$!" > "$state/kube-apiserver.pid"
+start_apiserver() {
+  "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_client" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
+    --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.0.0.0/24 \
+    --authorization-mode RBAC --enable-priority-and-fairness=false \
+    >>"$state/kube-apiserver.log" 2>&1 &
+  api_pid=$!; echo "$api_pid" > "$state/kube-apiserver.pid"
+}
+start_apiserver
+pids+=("$api_pid")
+apiserver_index=$((${#pids[@]} - 1))
 
 cat > "$state/kubeconfig" <<KUBECONFIG
 apiVersion: v1
@@ -87,7 +93,20 @@ for _ in $(seq 1 240); do
     touch "$state/ready"
     echo "control plane ready: KUBECONFIG=$state/kubeconfig"
     # Stay up while the parent lives; the EXIT trap stops etcd and the API server.
+    restart=0; restarts=0
+    trap 'restart=1' USR1
     while kill -0 "$parent" 2>/dev/null; do
+      if [ "$restart" = 1 ]; then
+        restart=0
+        kill "$api_pid"; wait "$api_pid" 2>/dev/null || true
+        start_apiserver
+        pids[$apiserver_index]=$api_pid
+        until "$bin/kubectl" --kubeconfig "$state/kubeconfig" get --raw /readyz >/dev/null 2>&1; do
+          kill -0 "$api_pid" 2>/dev/null || { echo "the restarted API server died" >&2; exit 1; }
+          sleep 0.2
+        done
+        restarts=$((restarts + 1)); echo "$restarts" > "$state/restarts"
+      fi
       for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "process $pid died" >&2; exit 1; }; done
       sleep 1
     done

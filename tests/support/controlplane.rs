@@ -151,6 +151,28 @@ impl ControlPlane {
         path
     }
 
+    /// Stops the API server and starts it again on the same port (etcd keeps the data), and
+    /// waits until it is ready: clients see their watches break and must re-establish them.
+    #[allow(dead_code)]
+    pub fn restart_api_server(&self) {
+        let count = || {
+            std::fs::read_to_string(self.state.path().join("restarts"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        let before = count();
+        let _ = Command::new("kill")
+            .arg("-USR1")
+            .arg(self.script.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while count() == before {
+            assert!(Instant::now() < deadline, "the API server did not restart");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Runs kubectl and insists on success; returns stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);

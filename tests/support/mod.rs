@@ -1,3 +1,5 @@
 //! Helpers shared by the integration tests.
 
 pub mod controlplane;
+pub mod operator;
+pub mod stage;

@@ -1,0 +1,454 @@
+//! `make bench`: the operator (release build, its own process) against a real kube-apiserver and
+//! the ARM emulator with Azure's realistic latencies sped up by `--factor`, for each stamp count
+//! of `--sizes` (5 private endpoints per stamp; one GlobalPlane per 50 stamps, Front Door
+//! Premium's limit of origins per origin group). ARM's throttling limits are sped up by the same
+//! factor, in the emulator and in the operator's own budget, so time is compressed uniformly.
+//!
+//! Writes `target/bench/results.json` and prints a table. Not part of `make test`: numbers, not
+//! verdicts.
+//!
+//!   cargo bench --bench scale -- [--sizes 10,100] [--factor 0.01] [--resyncs 3]
+
+#[path = "../tests/support/controlplane.rs"]
+mod controlplane;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use stamp_operator::azure::{
+    ArmClient, ArmConfig, ArmMetrics, CredentialConfig, PutOutcome, TokenSource,
+};
+use stamp_operator::emulator::{
+    realistic_put_seconds, BucketLimit, EmulatorConfig, LatencyProfile, RunningEmulator,
+    ThrottleLimits,
+};
+
+use controlplane::ControlPlane;
+
+const SUB: &str = "6f1c1b2e-3d4a-4b5c-8d9e-0a1b2c3d4e5f";
+const STAMPS_PER_GLOBAL_PLANE: usize = 50;
+/// The operator's default resync period, for the read-budget projection.
+const DEFAULT_RESYNC_SECONDS: f64 = 300.0;
+/// ARM's read refill per subscription (tokens per second).
+const ARM_READ_REFILL: f64 = 25.0;
+
+struct Args {
+    sizes: Vec<usize>,
+    factor: f64,
+    resyncs: u32,
+}
+
+fn args() -> Args {
+    let mut out = Args {
+        sizes: vec![10, 100],
+        factor: 0.01,
+        resyncs: 3,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let value = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--sizes" => {
+                out.sizes = value
+                    .split(',')
+                    .map(|s| s.trim().parse().expect("--sizes takes numbers"))
+                    .collect();
+                i += 1;
+            }
+            "--factor" => {
+                out.factor = value.parse().expect("--factor takes a number");
+                i += 1;
+            }
+            "--resyncs" => {
+                out.resyncs = value.parse().expect("--resyncs takes a number");
+                i += 1;
+            }
+            _ => {} // cargo bench passes --bench
+        }
+        i += 1;
+    }
+    out
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The base address of stamp `i`'s /20 (10.0.0.0/20, 10.0.16.0/20, …; 10.100+ stays free for
+/// operations networks).
+fn stamp_base(i: usize) -> [u8; 3] {
+    [10, (i / 16) as u8, ((i % 16) * 16) as u8]
+}
+
+fn manifests(stamps: usize) -> String {
+    let global = std::fs::read_to_string(root().join("deploy/examples/globalplane.yaml")).unwrap();
+    let global: Value = serde_yaml::from_str(&global).unwrap();
+    let stamp =
+        std::fs::read_to_string(root().join("deploy/examples/stamp-westeurope.yaml")).unwrap();
+    let stamp: Value = serde_yaml::from_str(&stamp).unwrap();
+    let sets =
+        std::fs::read_to_string(root().join("deploy/examples/privateendpointsets.yaml")).unwrap();
+    let set: Value = serde_yaml::Deserializer::from_str(&sets)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .find(|v: &Value| v["metadata"]["name"] == "weu-blue-paas")
+        .unwrap();
+    let mut docs = Vec::new();
+    for g in 0..stamps.div_ceil(STAMPS_PER_GLOBAL_PLANE) {
+        let mut gp = global.clone();
+        gp["metadata"]["name"] = json!(format!("gp{g}"));
+        gp["spec"]["resourceGroup"] = json!(format!("rg-gp{g}-global"));
+        gp["spec"]["frontDoor"]["endpointName"] = json!(format!("gp{g}-app"));
+        gp["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("operationsNetworks");
+        docs.push(gp);
+    }
+    for i in 0..stamps {
+        let [a, b, c] = stamp_base(i);
+        let name = format!("s{i}");
+        let mut s = stamp.clone();
+        s["metadata"] = json!({ "name": name, "namespace": "bench" });
+        s["spec"]["globalPlaneRef"]["name"] = json!(format!("gp{}", i / STAMPS_PER_GLOBAL_PLANE));
+        s["spec"]["addressSpace"] = json!(format!("{a}.{b}.{c}.0/20"));
+        s["spec"]["ingress"]["privateLinkService"]["frontendIpConfigurationId"] = json!(format!(
+            "/subscriptions/{SUB}/resourceGroups/mc-{name}/providers/Microsoft.Network/loadBalancers/kubernetes-internal/frontendIPConfigurations/ingress"
+        ));
+        docs.push(s);
+        let mut p = set.clone();
+        p["metadata"] = json!({ "name": format!("{name}-paas"), "namespace": "bench" });
+        p["spec"]["target"]["stampRef"]["name"] = json!(name);
+        docs.push(p);
+    }
+    docs.iter()
+        .map(|d| serde_yaml::to_string(d).unwrap())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn client(url: &str) -> ArmClient {
+    let mut config = ArmConfig::for_endpoint(url, "scope");
+    config.min_poll_interval = Duration::from_millis(5);
+    config.budget = config.budget.refill_scaled(1000.0);
+    ArmClient::new(
+        config,
+        TokenSource::new(
+            CredentialConfig::Static("t".into()).build().unwrap(),
+            "scope",
+        ),
+        ArmMetrics::default(),
+    )
+    .unwrap()
+}
+
+/// The PaaS targets of the examples, and per stamp the load balancer AKS made for its ingress.
+async fn seed(emulator: &RunningEmulator, stamps: usize) {
+    emulator.seed_examples().await.unwrap();
+    let arm = client(&emulator.url());
+    for i in 0..stamps {
+        let [a, b, c] = stamp_base(i);
+        let group = format!("/subscriptions/{SUB}/resourceGroups/mc-s{i}");
+        let lb = json!({ "location": "westeurope", "properties": { "frontendIPConfigurations": [
+            { "name": "ingress", "properties": { "privateIPAddress": format!("{a}.{b}.{}.196", c + 8) } } ] } });
+        for (id, api, body) in [
+            (
+                group.clone(),
+                "2024-03-01",
+                json!({ "location": "westeurope" }),
+            ),
+            (
+                format!("{group}/providers/Microsoft.Network/loadBalancers/kubernetes-internal"),
+                "2024-05-01",
+                lb,
+            ),
+        ] {
+            if let PutOutcome::Started(op) = arm.put(&id, api, &body, None).await.unwrap() {
+                arm.wait(&op).await.unwrap();
+            }
+        }
+    }
+}
+
+/// The longest dependency chain of one stamp (its GlobalPlane first), in seconds of the
+/// latency profile: no operator can be faster.
+fn critical_path(factor: f64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.yaml");
+    std::fs::write(&file, manifests(1)).unwrap();
+    let bundle = stamp_operator::cli::load_manifests(&[file]).unwrap();
+    let plan = stamp_operator::plan::plan_bundle(&bundle);
+    assert!(plan.errors().is_empty(), "{:?}", plan.errors());
+    let graphs = plan.graphs();
+    let resources: Vec<_> = graphs.iter().flat_map(|g| g.resources.iter()).collect();
+    let mut finish: BTreeMap<String, f64> = BTreeMap::new();
+    // Graphs come in dependency order and resources in topological order within each.
+    for r in &resources {
+        let start = r
+            .depends_on
+            .iter()
+            .filter_map(|d| finish.get(&d.as_str().to_ascii_lowercase()))
+            .fold(0.0_f64, |a, b| a.max(*b));
+        let own = if r.ownership == stamp_operator::plan::Ownership::Managed {
+            realistic_put_seconds(&r.id.resource_type()) * factor
+        } else {
+            0.0
+        };
+        finish.insert(r.id.as_str().to_ascii_lowercase(), start + own);
+    }
+    finish.values().fold(0.0_f64, |a, b| a.max(*b))
+}
+
+struct Operator {
+    child: Child,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Peak RSS (KiB) and CPU seconds of `pid`, from /proc.
+fn usage(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at state; utime, stime are
+    // the 14th and 15th fields overall.
+    let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    (hwm, ticks / 100.0)
+}
+
+#[derive(Default)]
+struct Counts {
+    reads: u64,
+    writes: u64,
+    deletes: u64,
+    polls: u64,
+    throttled: u64,
+}
+
+fn count(emulator: &RunningEmulator, from: usize, to: usize) -> Counts {
+    let mut c = Counts::default();
+    for r in &emulator.requests()[from..to] {
+        if r.status == 429 {
+            c.throttled += 1;
+        }
+        let poll = r.path.contains("/operationStatuses/") || r.path.contains("/operationResults/");
+        match r.method.as_str() {
+            "GET" if poll => c.polls += 1,
+            "GET" => c.reads += 1,
+            "DELETE" => c.deletes += 1,
+            _ => c.writes += 1,
+        }
+    }
+    c
+}
+
+fn ready_count(cp: &ControlPlane) -> (usize, usize) {
+    let out = cp.kubectl(&[
+        "get",
+        "globalplanes,stamps,privateendpointsets",
+        "-A",
+        "-o",
+        "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    (lines.iter().filter(|l| **l == "True").count(), lines.len())
+}
+
+async fn run_size(stamps: usize, args: &Args) -> Value {
+    eprintln!("== {stamps} stamps");
+    let cp = ControlPlane::with_crds(&["bench"]);
+    let speed = 1.0 / args.factor;
+    let scaled = |b: BucketLimit| BucketLimit {
+        capacity: b.capacity,
+        refill_per_second: b.refill_per_second * speed,
+    };
+    let limits = ThrottleLimits::default();
+    let emulator = RunningEmulator::start(EmulatorConfig {
+        latency: LatencyProfile::realistic(args.factor),
+        throttle: ThrottleLimits {
+            reads: scaled(limits.reads),
+            writes: scaled(limits.writes),
+            deletes: scaled(limits.deletes),
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    seed(&emulator, stamps).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("objects.yaml");
+    std::fs::write(&file, manifests(stamps)).unwrap();
+    cp.kubectl_ok(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
+
+    // The resync period, sped up like everything else (300 s of Azure time), but never so short
+    // that one resync of every object cannot finish inside it.
+    let resync = (DEFAULT_RESYNC_SECONDS * args.factor).max(10.0);
+    let log = std::fs::File::create(dir.path().join("operator.log")).unwrap();
+    let before = emulator.requests().len();
+    let started = Instant::now();
+    let operator = Operator {
+        child: Command::new(env!("CARGO_BIN_EXE_stamp-operator"))
+            .args([
+                "run",
+                "--arm-endpoint",
+                &emulator.url(),
+                "--credential",
+                "static",
+            ])
+            .args(["--token", "bench", "--metrics-addr", "127.0.0.1:0"])
+            .args(["--resync-seconds", &format!("{}", resync as u64)])
+            .args(["--poll-seconds", "1", "--inline-wait-seconds", "2"])
+            .args([
+                "--min-poll-seconds",
+                &format!("{}", (args.factor * 10.0).max(0.05)),
+            ])
+            .args(["--arm-budget-scale", &format!("{speed}")])
+            .env("KUBECONFIG", cp.kubeconfig())
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
+    let pid = operator.child.id();
+    let deadline = started + Duration::from_secs(1800);
+    loop {
+        let (ready, total) = ready_count(&cp);
+        if total > 0 && ready == total {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not Ready after 30 minutes ({ready}/{total}); log in {}",
+            dir.path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let to_ready = started.elapsed().as_secs_f64();
+    let converged_at = emulator.requests().len();
+    let converge = count(&emulator, before, converged_at);
+    let (rss_converge, cpu_converge) = usage(pid);
+
+    // Steady state: several resync periods (plus the jitter of up to a tenth) of an idle stamp set.
+    let window = Duration::from_secs_f64(resync * f64::from(args.resyncs) * 1.1 + 2.0);
+    tokio::time::sleep(window).await;
+    let steady = count(&emulator, converged_at, emulator.requests().len());
+    let (rss_peak, cpu_total) = usage(pid);
+    drop(operator);
+
+    let n = stamps as f64;
+    let lower_bound = critical_path(args.factor);
+    let reads_per_stamp_resync = steady.reads as f64 / n / f64::from(args.resyncs);
+    let max_stamps = if reads_per_stamp_resync > 0.0 {
+        (ARM_READ_REFILL * DEFAULT_RESYNC_SECONDS / reads_per_stamp_resync).floor()
+    } else {
+        f64::INFINITY
+    };
+    json!({
+        "stamps": stamps,
+        "privateEndpointsPerStamp": 5,
+        "globalPlanes": stamps.div_ceil(STAMPS_PER_GLOBAL_PLANE),
+        "latencyFactor": args.factor,
+        "secondsToAllReady": to_ready,
+        "criticalPathSeconds": lower_bound,
+        "ratioToCriticalPath": to_ready / lower_bound,
+        "convergeRequestsPerStamp": {
+            "reads": converge.reads as f64 / n,
+            "writes": converge.writes as f64 / n,
+            "deletes": converge.deletes as f64 / n,
+            "polls": converge.polls as f64 / n,
+        },
+        "throttled": converge.throttled + steady.throttled,
+        "steadyState": {
+            "resyncSeconds": resync,
+            "resyncs": args.resyncs,
+            "writes": steady.writes + steady.deletes,
+            "readsPerStampPerResync": reads_per_stamp_resync,
+            "pollsPerStampPerResync": steady.polls as f64 / n / f64::from(args.resyncs),
+        },
+        "maxStampsWithinArmReadRefillAtDefaultResync": if max_stamps.is_finite() { json!(max_stamps) } else { json!(null) },
+        "operator": {
+            "peakRssMiB": rss_peak as f64 / 1024.0,
+            "rssAfterConvergeMiB": rss_converge as f64 / 1024.0,
+            "cpuSecondsToConverge": cpu_converge,
+            "cpuSecondsTotal": cpu_total,
+        },
+    })
+}
+
+fn table(results: &[Value]) -> String {
+    let mut out = String::new();
+    out.push_str("stamps | to Ready (s) | critical path (s) | ratio | reads/writes/deletes/polls per stamp | 429s | steady writes | steady reads/stamp/resync | max stamps (ARM reads) | peak RSS MiB | CPU s\n");
+    out.push_str("---|---|---|---|---|---|---|---|---|---|---\n");
+    for r in results {
+        let c = &r["convergeRequestsPerStamp"];
+        out.push_str(&format!(
+            "{} | {:.1} | {:.1} | {:.2} | {:.1}/{:.1}/{:.1}/{:.1} | {} | {} | {:.2} | {} | {:.1} | {:.1}\n",
+            r["stamps"],
+            r["secondsToAllReady"].as_f64().unwrap_or_default(),
+            r["criticalPathSeconds"].as_f64().unwrap_or_default(),
+            r["ratioToCriticalPath"].as_f64().unwrap_or_default(),
+            c["reads"].as_f64().unwrap_or_default(),
+            c["writes"].as_f64().unwrap_or_default(),
+            c["deletes"].as_f64().unwrap_or_default(),
+            c["polls"].as_f64().unwrap_or_default(),
+            r["throttled"],
+            r["steadyState"]["writes"],
+            r["steadyState"]["readsPerStampPerResync"].as_f64().unwrap_or_default(),
+            r["maxStampsWithinArmReadRefillAtDefaultResync"],
+            r["operator"]["peakRssMiB"].as_f64().unwrap_or_default(),
+            r["operator"]["cpuSecondsTotal"].as_f64().unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+fn main() {
+    let args = args();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut results = Vec::new();
+    for &size in &args.sizes {
+        results.push(runtime.block_on(run_size(size, &args)));
+    }
+    let out: PathBuf = root().join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let report = json!({
+        "command": format!("cargo bench --bench scale -- --sizes {} --factor {} --resyncs {}",
+            args.sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","), args.factor, args.resyncs),
+        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) },
+        "results": results,
+    });
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    let text = table(&results);
+    std::fs::write(out.join("results.md"), &text).unwrap();
+    println!("{text}");
+    println!("written: target/bench/results.json, target/bench/results.md");
+}

@@ -1,6 +1,8 @@
 //! Every manifest under tests/invalid is refused — by admission rules (schema, CEL) or by the
 //! planner — with the specific message its header names. Header lines:
-//! `# with: <example files to load alongside>` and `# expect: <text the error must contain>`.
+//! `# with: <example files to load alongside>`, `# expect: <text the error must contain>` and,
+//! where the running operator words a missing dependency as a wait, `# operator-expect: <text>`
+//! (checked end to end by tests/e2e_bad_input.rs).
 
 use std::path::{Path, PathBuf};
 

@@ -142,6 +142,9 @@ pub struct ArmClient {
     budget: Arc<ThrottleBudget>,
     permits: Semaphore,
     metrics: ArmMetrics,
+    /// Recent group listings by lower-case group id: objects that resync together (a stamp and
+    /// its endpoint sets, the stamps of one Front Door) share one read.
+    listings: std::sync::Mutex<std::collections::HashMap<String, (Instant, Vec<Value>)>>,
 }
 
 fn subscription_of(id: &str) -> String {
@@ -189,6 +192,7 @@ impl ArmClient {
             budget,
             permits,
             metrics,
+            listings: Default::default(),
         })
     }
 
@@ -450,6 +454,37 @@ impl ArmClient {
             }),
             _ => Err(self.error("DELETE", id, &answer)),
         }
+    }
+
+    /// `list_group`, answered from a listing of the same group at most `max_age` old when there
+    /// is one. A change younger than `max_age` shows up at the next look instead of this one.
+    pub async fn list_group_recent(
+        &self,
+        subscription: &str,
+        group: &str,
+        max_age: Duration,
+    ) -> Result<Vec<Value>, AzureError> {
+        let key =
+            format!("/subscriptions/{subscription}/resourcegroups/{group}").to_ascii_lowercase();
+        let cached = self
+            .listings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .filter(|(at, _)| at.elapsed() <= max_age)
+            .map(|(_, listing)| listing.clone());
+        if let Some(listing) = cached {
+            return Ok(listing);
+        }
+        let taken = Instant::now();
+        let listing = self.list_group(subscription, group).await?;
+        let mut listings = self
+            .listings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        listings.retain(|_, (at, _)| at.elapsed() <= max_age);
+        listings.insert(key, (taken, listing.clone()));
+        Ok(listing)
     }
 
     /// Every top-level resource of a group, with `changedTime`: one read for a whole stamp.

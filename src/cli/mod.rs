@@ -115,11 +115,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
     /// Seconds between looks while something provisions.
-    #[arg(long, default_value_t = 10)]
-    pub poll_seconds: u64,
+    #[arg(long, default_value_t = 10.0)]
+    pub poll_seconds: f64,
     /// Seconds one reconcile waits for an operation before persisting it.
-    #[arg(long, default_value_t = 20)]
-    pub inline_wait_seconds: u64,
+    #[arg(long, default_value_t = 20.0)]
+    pub inline_wait_seconds: f64,
     /// Multiply the refill rates of ARM's request budget the operator paces itself by (only for an
     /// emulator whose time runs faster than Azure's, as in `make bench`).
     #[arg(long, default_value_t = 1.0)]

@@ -72,8 +72,8 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Output(e.to_string()))?;
         let settings = Settings {
             resync: Duration::from_secs(args.resync_seconds),
-            poll: Duration::from_secs(args.poll_seconds),
-            inline_wait: Duration::from_secs(args.inline_wait_seconds),
+            poll: Duration::from_secs_f64(args.poll_seconds.max(0.01)),
+            inline_wait: Duration::from_secs_f64(args.inline_wait_seconds.max(0.0)),
             full_check: Duration::from_secs(args.full_check_seconds),
             drain: Duration::from_secs(args.drain_seconds),
         };

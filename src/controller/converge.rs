@@ -314,6 +314,11 @@ fn fnv1a64(hash: u64, input: &str) -> u64 {
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
+/// A hash stable across processes and releases.
+pub fn stable_hash(input: &str) -> u64 {
+    fnv1a64(FNV_OFFSET, input)
+}
+
 /// Hash of what the graph asks for.
 fn graph_hash(graph: &DesiredGraph) -> u64 {
     graph.resources.iter().fold(FNV_OFFSET, |h, r| {
@@ -326,7 +331,12 @@ fn graph_hash(graph: &DesiredGraph) -> u64 {
 /// The fingerprint of `graph` in Azure: the graph's hash and the `changedTime` of each of its
 /// resources (or of the tracked ancestor a proxy child rolls up to) in the listing of their
 /// resource groups — one read per group, usually one per object.
-pub async fn fingerprint(arm: &ArmClient, graph: &DesiredGraph) -> Result<String, AzureError> {
+/// A listing up to `max_age` old may be reused (see `ArmClient::list_group_recent`).
+pub async fn fingerprint(
+    arm: &ArmClient,
+    graph: &DesiredGraph,
+    max_age: Duration,
+) -> Result<String, AzureError> {
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     let mut groups: BTreeSet<(String, String)> = BTreeSet::new();
     for r in &graph.resources {
@@ -343,7 +353,7 @@ pub async fn fingerprint(arm: &ArmClient, graph: &DesiredGraph) -> Result<String
     let mut hash = graph_hash(graph);
     for (subscription, group) in groups {
         let mut listed: Vec<(String, String)> = arm
-            .list_group(&subscription, &group)
+            .list_group_recent(&subscription, &group, max_age)
             .await?
             .into_iter()
             .filter_map(|e| {
@@ -374,8 +384,9 @@ pub async fn freshness(
     recorded: Option<&crate::api::Verification>,
     settled: bool,
     max_age: Duration,
+    listing_age: Duration,
 ) -> Freshness {
-    let current = match fingerprint(arm, graph).await {
+    let current = match fingerprint(arm, graph, listing_age).await {
         Ok(f) => f,
         // Without a listing, read every resource: correctness before thrift.
         Err(_) => return Freshness::Stale(None),

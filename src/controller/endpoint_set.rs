@@ -261,7 +261,7 @@ async fn apply(
         )
         .await;
     if matches!(freshness, Freshness::Verified) {
-        return Ok(next_look(&ctx.settings, true));
+        return Ok(next_look(&ctx.settings, true, &slot(set, stamp.as_ref())));
     }
     let mode = Mode::of(set.spec.paused, set.spec.management_policy);
     let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
@@ -327,12 +327,28 @@ async fn apply(
         verified: verification(converged, freshness),
     };
     write_status(api, set, &status).await?;
-    Ok(next_look(&ctx.settings, converged))
+    Ok(next_look(
+        &ctx.settings,
+        converged,
+        &slot(set, stamp.as_ref()),
+    ))
+}
+
+/// The resync slot: that of the stamp the set belongs to, or of the GlobalPlane whose operations
+/// network it uses (so they share group listings).
+fn slot(set: &PrivateEndpointSet, stamp: Option<&Stamp>) -> String {
+    match (stamp, &set.spec.target.operations_network) {
+        (Some(stamp), _) => super::stamp::slot(stamp),
+        (None, Some(ops)) => ops.global_plane_ref.name.clone(),
+        (None, None) => set.name_any(),
+    }
 }
 
 async fn cleanup(set: &PrivateEndpointSet, ctx: &Context) -> Result<Action> {
     let status = set.status.clone().unwrap_or_default();
+    // Orphan, and an object whose writes are off (paused, ObserveOnly), leave Azure as it is.
     if set.spec.deletion_policy == DeletionPolicy::Orphan
+        || Mode::of(set.spec.paused, set.spec.management_policy) == Mode::Observe
         || status.endpoints.iter().all(|e| e.id.is_none()) && status.in_flight.is_empty()
     {
         return Ok(Action::await_change());

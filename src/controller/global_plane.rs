@@ -148,7 +148,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
             };
             write_status(api, global, &status).await?;
         }
-        return Ok(next_look(&ctx.settings, true));
+        return Ok(next_look(&ctx.settings, true, &global.name_any()));
     }
     let mode = Mode::of(global.spec.paused, global.spec.management_policy);
     let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
@@ -218,11 +218,14 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     if converged && !was_ready {
         tracing::info!(global = %global.name_any(), "GlobalPlane is ready");
     }
-    Ok(next_look(&ctx.settings, converged))
+    Ok(next_look(&ctx.settings, converged, &global.name_any()))
 }
 
 async fn cleanup(global: &GlobalPlane, ctx: &Context) -> Result<Action> {
-    if global.spec.deletion_policy == DeletionPolicy::Orphan {
+    // Orphan, and an object whose writes are off (paused, ObserveOnly), leave Azure as it is.
+    if global.spec.deletion_policy == DeletionPolicy::Orphan
+        || Mode::of(global.spec.paused, global.spec.management_policy) == Mode::Observe
+    {
         return Ok(Action::await_change());
     }
     let stamps = stamps_of(ctx, &global.name_any()).await?;

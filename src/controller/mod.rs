@@ -47,6 +47,14 @@ pub struct Settings {
     pub drain: Duration,
 }
 
+impl Settings {
+    /// How old a shared resource-group listing may be: a small part of the resync period, so
+    /// objects resyncing in the same slot share it and a change is still seen within a resync.
+    pub fn listing_age(&self) -> Duration {
+        (self.resync / 20).clamp(Duration::from_millis(500), Duration::from_secs(15))
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -219,6 +227,7 @@ impl Context {
             status.verified,
             settled,
             self.settings.full_check,
+            self.settings.listing_age(),
         )
         .await
     }
@@ -294,18 +303,25 @@ pub fn resume(ops: &[InFlightOperation]) -> Vec<LroState> {
         .collect()
 }
 
-/// When to look again after a pass.
-pub fn next_look(settings: &Settings, converged: bool) -> Action {
-    if converged {
-        // Jitter spreads the resyncs of many objects over the period.
-        let jitter = Duration::from_millis(
-            u64::from(uuid::Uuid::new_v4().as_u128() as u16)
-                % (settings.resync.as_millis() as u64 / 10 + 1),
-        );
-        Action::requeue(settings.resync + jitter)
-    } else {
-        Action::requeue(settings.poll)
+/// When to look again after a pass. A converged object resyncs in its slot: a fixed phase of
+/// the resync period derived from `slot` (a stamp and its endpoint sets share one, so their
+/// group listing is read once), which spreads different slots evenly over the period. The wait
+/// is between half and one and a half periods.
+pub fn next_look(settings: &Settings, converged: bool, slot: &str) -> Action {
+    if !converged {
+        return Action::requeue(settings.poll);
     }
+    let period = settings.resync.as_millis().max(1) as u64;
+    let phase = converge::stable_hash(slot) % period;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let mut wait = (phase + period - now % period) % period;
+    if wait < period / 2 {
+        wait += period;
+    }
+    Action::requeue(Duration::from_millis(wait))
 }
 
 /// Phase, conditions and next look for an object that cannot be planned: an invalid spec waits

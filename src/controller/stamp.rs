@@ -38,6 +38,14 @@ pub async fn reconcile(stamp: Arc<Stamp>, ctx: Arc<Context>) -> Result<Action> {
     .await
 }
 
+/// The resync slot of a stamp: its GlobalPlane's, shared with its PrivateEndpointSets and the
+/// other stamps behind the same Front Door — one listing of the stamp's group serves the stamp
+/// and its sets, one listing of Front Door's group serves every stamp. (At most 50 stamps share
+/// a slot: Front Door Premium's limit of origins per origin group.)
+pub fn slot(stamp: &Stamp) -> String {
+    stamp.spec.global_plane_ref.name.clone()
+}
+
 /// The zones the stamp's PrivateEndpointSets need.
 async fn zones(ctx: &Context, ns: &str, name: &str, region: &str) -> Result<BTreeSet<String>> {
     let sets = Api::<PrivateEndpointSet>::namespaced(ctx.kube.clone(), ns)
@@ -329,7 +337,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         )
         .await;
     if matches!(freshness, Freshness::Verified) {
-        return Ok(next_look(&ctx.settings, true));
+        return Ok(next_look(&ctx.settings, true, &slot(stamp)));
     }
     let mode = Mode::of(stamp.spec.paused, stamp.spec.management_policy);
     let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
@@ -429,7 +437,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
     for error in &conv.terminal {
         super::announce(ctx, stamp, true, "AzureRefused", error.to_string()).await;
     }
-    Ok(next_look(&ctx.settings, converged))
+    Ok(next_look(&ctx.settings, converged, &slot(stamp)))
 }
 
 /// Disables the stamp's Front Door origin and lets in-flight requests drain before anything is
@@ -494,7 +502,9 @@ async fn drain(
 async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action> {
     let status = stamp.status.clone().unwrap_or_default();
     let created_nothing = status.outputs.is_none() && status.in_flight.is_empty();
-    if stamp.spec.deletion_policy == DeletionPolicy::Orphan || created_nothing {
+    // Orphan, and a stamp whose writes are off (paused, ObserveOnly), leave Azure as it is.
+    let writes_off = Mode::of(stamp.spec.paused, stamp.spec.management_policy) == Mode::Observe;
+    if stamp.spec.deletion_policy == DeletionPolicy::Orphan || created_nothing || writes_off {
         return Ok(Action::await_change());
     }
     let Ok((plan, _)) = plan_for(ctx, stamp).await? else {

@@ -206,13 +206,13 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
         .unwrap();
     let gets = |e: &RunningEmulator| e.stats().by_method.get("GET").copied().unwrap_or(0);
     let before = gets(&emulator);
-    let settled = fingerprint(&arm, stamp).await.unwrap();
+    let settled = fingerprint(&arm, stamp, Duration::ZERO).await.unwrap();
     assert_eq!(
         gets(&emulator) - before,
         2,
         "one listing per resource group"
     );
-    assert_eq!(fingerprint(&arm, stamp).await.unwrap(), settled);
+    assert_eq!(fingerprint(&arm, stamp, Duration::ZERO).await.unwrap(), settled);
 
     let id_of = |kind: ResourceKind| {
         stamp
@@ -232,13 +232,19 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
     ] {
         tokio::time::sleep(Duration::from_millis(2)).await;
         assert!(emulator.mutate(&id_of(kind), |b| b["tags"] = json!({ "drift": "1" })));
-        let now = fingerprint(&arm, stamp).await.unwrap();
+        let now = fingerprint(&arm, stamp, Duration::ZERO).await.unwrap();
         assert_ne!(now, last, "a change to a {kind:?} went unseen");
         last = now;
     }
+    // A listing shared for a while (objects resyncing together) hides a change only until it
+    // is older than its allowed age.
+    let shared = Duration::from_secs(60);
+    let cached = fingerprint(&arm, stamp, shared).await.unwrap();
+    assert_eq!(cached, last);
     assert!(emulator.remove(&id_of(ResourceKind::RouteTable)));
+    assert_eq!(fingerprint(&arm, stamp, shared).await.unwrap(), cached);
     assert_ne!(
-        fingerprint(&arm, stamp).await.unwrap(),
+        fingerprint(&arm, stamp, Duration::ZERO).await.unwrap(),
         last,
         "a removed route table went unseen"
     );

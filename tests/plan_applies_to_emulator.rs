@@ -10,8 +10,6 @@ use stamp_operator::azure::*;
 use stamp_operator::emulator::{EmulatorConfig, RunningEmulator};
 use stamp_operator::plan::{plan_bundle, DesiredGraph, Ownership};
 
-const SUB: &str = "6f1c1b2e-3d4a-4b5c-8d9e-0a1b2c3d4e5f";
-
 fn client(emulator: &RunningEmulator) -> ArmClient {
     let mut config = ArmConfig::for_endpoint(&emulator.url(), "scope");
     config.min_poll_interval = Duration::from_millis(5);
@@ -20,46 +18,6 @@ fn client(emulator: &RunningEmulator) -> ArmClient {
         "scope",
     );
     ArmClient::new(config, tokens, ArmMetrics::default()).unwrap()
-}
-
-/// What exists before the operator runs: PaaS services and the load balancer AKS made.
-async fn seed(arm: &ArmClient) {
-    let put = |id: String, api: &'static str, body: serde_json::Value| async move {
-        if let PutOutcome::Started(op) = arm.put(&id, api, &body, None).await.unwrap() {
-            arm.wait(&op).await.unwrap();
-        }
-    };
-    for group in ["rg-prod-weu", "rg-prod-global", "mc-weu-blue"] {
-        put(
-            format!("/subscriptions/{SUB}/resourceGroups/{group}"),
-            "2024-03-01",
-            json!({ "location": "westeurope" }),
-        )
-        .await;
-    }
-    let targets = [
-        ("rg-prod-weu", "Microsoft.KeyVault/vaults/kv-prod-weu"),
-        (
-            "rg-prod-global",
-            "Microsoft.ContainerRegistry/registries/acrprod",
-        ),
-        (
-            "rg-prod-global",
-            "Microsoft.DocumentDB/databaseAccounts/cosmos-prod",
-        ),
-        ("rg-prod-weu", "Microsoft.EventHub/namespaces/evh-prod-weu"),
-        ("rg-prod-weu", "Microsoft.Storage/storageAccounts/stprodweu"),
-    ];
-    for (group, path) in targets {
-        put(
-            format!("/subscriptions/{SUB}/resourceGroups/{group}/providers/{path}"),
-            "2023-01-01",
-            json!({ "location": "westeurope", "properties": {} }),
-        )
-        .await;
-    }
-    let lb = json!({ "location": "westeurope", "properties": { "frontendIPConfigurations": [{ "name": "ingress", "properties": { "privateIPAddress": "10.10.8.196" } }] } });
-    put(format!("/subscriptions/{SUB}/resourceGroups/mc-weu-blue/providers/Microsoft.Network/loadBalancers/kubernetes-internal"), "2024-05-01", lb).await;
 }
 
 /// Applies a graph in order, waiting for each operation. Returns how many resources it touched.
@@ -116,7 +74,7 @@ async fn planned_graphs_converge_and_a_second_pass_writes_nothing() {
         .await
         .unwrap();
     let arm = client(&emulator);
-    seed(&arm).await;
+    emulator.seed_examples().await.unwrap();
     for graph in &graphs {
         apply(&arm, graph).await;
     }
@@ -192,7 +150,7 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
         .await
         .unwrap();
     let arm = client(&emulator);
-    seed(&arm).await;
+    emulator.seed_examples().await.unwrap();
     for graph in &graphs {
         apply(&arm, graph).await;
     }
@@ -212,7 +170,10 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
         2,
         "one listing per resource group"
     );
-    assert_eq!(fingerprint(&arm, stamp, Duration::ZERO).await.unwrap(), settled);
+    assert_eq!(
+        fingerprint(&arm, stamp, Duration::ZERO).await.unwrap(),
+        settled
+    );
 
     let id_of = |kind: ResourceKind| {
         stamp

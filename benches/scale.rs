@@ -353,10 +353,13 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
     let converge = count(&emulator, before, converged_at);
     let (rss_converge, cpu_converge) = usage(pid);
 
-    // Steady state: several resync periods (plus the jitter of up to a tenth) of an idle stamp set.
-    let window = Duration::from_secs_f64(resync * f64::from(args.resyncs) * 1.1 + 2.0);
+    // Steady state: after one and a half periods of settling (the pass after convergence that
+    // records the fingerprint of what the last writes left), several resync periods.
+    tokio::time::sleep(Duration::from_secs_f64(resync * 1.5)).await;
+    let settled_at = emulator.requests().len();
+    let window = Duration::from_secs_f64(resync * f64::from(args.resyncs));
     tokio::time::sleep(window).await;
-    let steady = count(&emulator, converged_at, emulator.requests().len());
+    let steady = count(&emulator, settled_at, emulator.requests().len());
     let (rss_peak, cpu_total) = usage(pid);
     drop(operator);
 

@@ -172,6 +172,7 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
         "controller_runtime_reconcile_time_seconds",
         "arm_requests_total",
         "arm_budget_tokens",
+        "stamp_operator_time_to_ready_seconds_count{controller=\"stamp\"}",
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}");
     }

@@ -75,7 +75,10 @@ pub fn classify(status: u16, code: &str) -> ErrorClass {
 
 /// An error answered by ARM (or by the transport, as `Transient`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[error("{method} {resource}: {status} {code}: {message}")]
+#[error(
+    "{method} {resource}: {status} {code}: {message}{}",
+    .request_id.as_deref().map(|id| format!(" (x-ms-request-id {id})")).unwrap_or_default()
+)]
 pub struct ArmError {
     /// Method of the failed request (or `POLL` for a failed long-running operation).
     pub method: String,
@@ -141,6 +144,14 @@ impl AzureError {
             AzureError::Credential(_) => ErrorClass::Transient,
             AzureError::OperationFailed { code, .. } => classify(400, code),
             AzureError::Invalid(_) => ErrorClass::Terminal,
+        }
+    }
+
+    /// When to try again: Azure's Retry-After where it gave one, else the class's pace.
+    pub fn retry_in(&self) -> Duration {
+        match self {
+            AzureError::Arm(e) => e.retry_in(),
+            other => other.class().default_retry(),
         }
     }
 }

@@ -134,6 +134,9 @@ pub struct RunArgs {
     /// no change (resyncs in between cost one listing per object).
     #[arg(long, default_value_t = 3600)]
     pub full_check_seconds: u64,
+    /// Reconciles of one kind running at once.
+    #[arg(long, default_value_t = 16)]
+    pub max_concurrent_reconciles: u16,
     /// Seconds a deleted stamp's Front Door origin stays disabled (draining) before removal.
     #[arg(long, default_value_t = 30)]
     pub drain_seconds: u64,

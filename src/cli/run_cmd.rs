@@ -76,6 +76,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             inline_wait: Duration::from_secs_f64(args.inline_wait_seconds.max(0.0)),
             full_check: Duration::from_secs(args.full_check_seconds),
             drain: Duration::from_secs(args.drain_seconds),
+            concurrency: args.max_concurrent_reconciles.max(1),
         };
         let listener = tokio::net::TcpListener::bind(args.metrics_addr)
             .await
@@ -92,6 +93,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             arm: Arc::new(arm),
             settings,
             metrics: reconcile_metrics,
+            backoff: Default::default(),
         });
         if args.leader_election_lease.is_empty() {
             tokio::select! {

@@ -327,6 +327,9 @@ async fn apply(
         verified: verification(converged, freshness),
     };
     write_status(api, set, &status).await?;
+    if converged && !previous.is_ready() {
+        super::record_ready(ctx, "privateendpointset", set, &previous.conditions);
+    }
     Ok(next_look(
         &ctx.settings,
         converged,

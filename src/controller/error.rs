@@ -23,9 +23,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error itself, out of the finalizer helper's wrapping (an apply or a cleanup failed
+    /// with it).
+    pub fn cause(&self) -> &Error {
+        use kube::runtime::finalizer::Error as Wrapped;
+        match self {
+            Error::Finalizer(wrapped) => match wrapped.as_ref() {
+                Wrapped::ApplyFailed(e) | Wrapped::CleanupFailed(e) => e.cause(),
+                _ => self,
+            },
+            _ => self,
+        }
+    }
+
     /// Label for metrics.
     pub fn metric_label(&self) -> &'static str {
-        match self {
+        match self.cause() {
             Error::Kube(_) => "kubernetes",
             Error::Azure(e) => e.class().label(),
             Error::Finalizer(_) => "finalizer",

@@ -216,6 +216,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     let was_ready = previous.is_ready();
     write_status(api, global, &status).await?;
     if converged && !was_ready {
+        super::record_ready(ctx, "globalplane", global, &previous.conditions);
         tracing::info!(global = %global.name_any(), "GlobalPlane is ready");
     }
     Ok(next_look(&ctx.settings, converged, &global.name_any()))

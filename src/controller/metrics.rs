@@ -40,6 +40,7 @@ pub struct ReconcileMetrics {
     total: Family<ReconcileLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     time: Family<ControllerLabel, Histogram>,
+    ready: Family<ControllerLabel, Histogram>,
 }
 
 impl Default for ReconcileMetrics {
@@ -49,6 +50,10 @@ impl Default for ReconcileMetrics {
             errors: Family::default(),
             time: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.01, 2.0, 14))
+            }),
+            // 1 s … ~4.5 h: a stamp takes minutes (the firewall alone ~6).
+            ready: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1.0, 2.0, 15))
             }),
         }
     }
@@ -73,6 +78,26 @@ impl ReconcileMetrics {
             "Time per reconciliation",
             self.time.clone(),
         );
+        self.register_ready(registry);
+    }
+
+    /// Registers `stamp_operator_time_to_ready_seconds`.
+    pub fn register_ready(&self, registry: &mut Registry) {
+        registry.register(
+            "stamp_operator_time_to_ready_seconds",
+            "Seconds from creation (or from losing Ready) to Ready",
+            self.ready.clone(),
+        );
+    }
+
+    /// Records that an object of `controller` became Ready `seconds` after it was created or
+    /// last lost Ready.
+    pub fn became_ready(&self, controller: &str, seconds: f64) {
+        self.ready
+            .get_or_create(&ControllerLabel {
+                controller: controller.to_string(),
+            })
+            .observe(seconds.max(0.0));
     }
 
     /// Starts measuring one reconcile of `controller`.
@@ -119,5 +144,32 @@ impl ReconcileTimer<'_> {
                 })
                 .inc();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_to_ready_is_exposed_in_seconds_per_controller() {
+        let metrics = ReconcileMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        metrics.became_ready("stamp", 42.0);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("stamp_operator_time_to_ready_seconds_bucket{"),
+            "{text}"
+        );
+        let line = text
+            .lines()
+            .find(|l| l.contains("time_to_ready_seconds_bucket") && l.contains("le=\"64.0\""))
+            .unwrap();
+        assert!(
+            line.contains("controller=\"stamp\"") && line.ends_with(" 1"),
+            "{line}"
+        );
     }
 }

@@ -45,6 +45,9 @@ pub struct Settings {
     pub full_check: Duration,
     /// How long a deleted stamp's Front Door origin stays disabled before it is removed.
     pub drain: Duration,
+    /// Reconciles running at once per kind. ARM calls are bounded by the client anyway; more
+    /// reconciles in flight would only wait for it while holding their plans and bodies.
+    pub concurrency: u16,
 }
 
 impl Settings {
@@ -63,6 +66,7 @@ impl Default for Settings {
             inline_wait: Duration::from_secs(20),
             full_check: Duration::from_secs(3600),
             drain: Duration::from_secs(30),
+            concurrency: 16,
         }
     }
 }
@@ -79,15 +83,25 @@ pub struct Context {
     pub settings: Settings,
     /// Reconcile metrics.
     pub metrics: metrics::ReconcileMetrics,
+    /// Consecutive failures per object, for `error_policy`.
+    pub backoff: Backoff,
 }
 
 /// Runs the three controllers until the process is stopped.
 pub async fn run(ctx: Arc<Context>) {
     let client = ctx.kube.clone();
+    // A short debounce folds the bursts of events one change causes (a set's status, then the
+    // stamp's) into one reconcile.
+    let config = || {
+        kube::runtime::controller::Config::default()
+            .concurrency(ctx.settings.concurrency)
+            .debounce(Duration::from_millis(200))
+    };
     let stamps = Controller::new(
         Api::<Stamp>::all(client.clone()),
         watcher::Config::default(),
     )
+    .with_config(config())
     .watches(
         Api::<PrivateEndpointSet>::all(client.clone()),
         watcher::Config::default(),
@@ -106,12 +120,14 @@ pub async fn run(ctx: Arc<Context>) {
         Api::<PrivateEndpointSet>::all(client.clone()),
         watcher::Config::default(),
     )
+    .with_config(config())
     .run(endpoint_set::reconcile, error_policy, ctx.clone())
     .for_each(|_| async {});
     let globals = Controller::new(
         Api::<GlobalPlane>::all(client.clone()),
         watcher::Config::default(),
     )
+    .with_config(config())
     // A stamp coming, going or changing its origin changes what the GlobalPlane reports.
     .watches(
         Api::<Stamp>::all(client.clone()),
@@ -127,14 +143,67 @@ pub async fn run(ctx: Arc<Context>) {
     futures::join!(stamps, sets, globals);
 }
 
-/// Requeue after a failed reconcile: soon for what clears soon, slowly for terminal refusals.
-pub fn error_policy<K>(_: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(error = %error, kind = error.metric_label(), "reconcile failed");
-    let wait = match error {
-        Error::Azure(e) => e.class().default_retry().min(ctx.settings.resync),
+/// Requeue after a failed reconcile, backing off exponentially per object (reset by its next
+/// success): from the error's own pace (Azure's Retry-After or its class's retry, the poll
+/// period for the rest) doubling up to the resync period. Work still in progress (deleting,
+/// draining) is not a failure and keeps the poll pace.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = backoff_key(obj.as_ref());
+    let base = match error.cause() {
+        Error::Azure(e) => e.retry_in(),
         _ => ctx.settings.poll,
     };
+    if matches!(error.cause(), Error::InProgress(_)) {
+        tracing::info!(object = %key, %error, "in progress");
+        return Action::requeue(ctx.settings.poll);
+    }
+    let failures = ctx.backoff.failed(&key);
+    let wait = backoff(base, failures, ctx.settings.resync);
+    tracing::warn!(object = %key, %error, kind = error.metric_label(), failures, retry_in = ?wait, "reconcile failed");
     Action::requeue(wait)
+}
+
+/// `base` doubled for every failure after the first, at most `cap` (but never below `base`).
+pub fn backoff(base: Duration, failures: u32, cap: Duration) -> Duration {
+    let doubled = base.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    doubled.min(cap.max(base))
+}
+
+/// Identifies an object for its backoff and in logs: `kind/namespace/name`.
+pub fn backoff_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.meta().name.as_deref().unwrap_or("")
+    )
+}
+
+/// Consecutive failures per object.
+#[derive(Default)]
+pub struct Backoff(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl Backoff {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u32>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    /// Counts a failure of `key`; returns how many in a row.
+    pub fn failed(&self, key: &str) -> u32 {
+        let mut map = self.map();
+        let n = map.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+    /// Forgets the failures of `key` (it succeeded).
+    pub fn succeeded(&self, key: &str) {
+        self.map().remove(key);
+    }
 }
 
 /// Writes `status` with server-side apply (one field manager, forced: the operator owns status).
@@ -179,6 +248,7 @@ where
 {
     use kube::runtime::finalizer::{finalizer, Event};
     let timer = ctx.metrics.start(controller);
+    let key = backoff_key(obj.as_ref());
     let result = finalizer(api, FINALIZER, obj, |event| async move {
         match event {
             Event::Apply(obj) => apply(obj).await,
@@ -188,6 +258,9 @@ where
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
     timer.finish(&result);
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
     result
 }
 
@@ -311,17 +384,22 @@ pub fn next_look(settings: &Settings, converged: bool, slot: &str) -> Action {
     if !converged {
         return Action::requeue(settings.poll);
     }
-    let period = settings.resync.as_millis().max(1) as u64;
-    let phase = converge::stable_hash(slot) % period;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
+        .unwrap_or_default();
+    Action::requeue(resync_wait(settings.resync, slot, now))
+}
+
+/// How long from `now` (since the Unix epoch) until `slot`'s next resync of period `resync`.
+pub fn resync_wait(resync: Duration, slot: &str, now: Duration) -> Duration {
+    let period = resync.as_millis().max(1) as u64;
+    let phase = converge::stable_hash(slot) % period;
+    let now = now.as_millis() as u64;
     let mut wait = (phase + period - now % period) % period;
     if wait < period / 2 {
         wait += period;
     }
-    Action::requeue(Duration::from_millis(wait))
+    Duration::from_millis(wait)
 }
 
 /// Phase, conditions and next look for an object that cannot be planned: an invalid spec waits
@@ -381,6 +459,27 @@ pub async fn announce<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// Counts `obj` becoming Ready in the time-to-ready metric: from when its Ready condition last
+/// turned False, or from its creation.
+pub fn record_ready<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    controller: &str,
+    obj: &K,
+    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) {
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "False")
+        .map(|c| c.last_transition_time.0)
+        .or_else(|| obj.meta().creation_timestamp.as_ref().map(|t| t.0));
+    if let Some(since) = since {
+        let seconds = k8s_openapi::jiff::Timestamp::now()
+            .duration_since(since)
+            .as_secs_f64();
+        ctx.metrics.became_ready(controller, seconds);
+    }
+}
+
 /// Builds the recorder for `client`.
 pub fn recorder(client: Client) -> kube::runtime::events::Recorder {
     let reporter = kube::runtime::events::Reporter {
@@ -388,4 +487,52 @@ pub fn recorder(client: Client) -> kube::runtime::events::Recorder {
         instance: std::env::var("POD_NAME").ok(),
     };
     kube::runtime::events::Recorder::new(client, reporter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_error_s_pace_up_to_the_cap_and_resets() {
+        let base = Duration::from_secs(5);
+        let cap = Duration::from_secs(300);
+        let waits: Vec<u64> = (1..=8).map(|n| backoff(base, n, cap).as_secs()).collect();
+        assert_eq!(waits, vec![5, 10, 20, 40, 80, 160, 300, 300]);
+        // A Retry-After beyond the cap is honoured, not cut short.
+        assert_eq!(backoff(Duration::from_secs(600), 3, cap).as_secs(), 600);
+        let counts = Backoff::default();
+        assert_eq!(counts.failed("Stamp/prod/a"), 1);
+        assert_eq!(counts.failed("Stamp/prod/a"), 2);
+        assert_eq!(counts.failed("Stamp/prod/b"), 1);
+        counts.succeeded("Stamp/prod/a");
+        assert_eq!(
+            counts.failed("Stamp/prod/a"),
+            1,
+            "a success resets the count"
+        );
+    }
+
+    #[test]
+    fn resync_slots_are_stable_and_within_half_to_one_and_a_half_periods() {
+        let settings = Settings {
+            resync: Duration::from_secs(300),
+            ..Settings::default()
+        };
+        let period = settings.resync;
+        for slot in ["prod", "staging", "gp0", "gp1"] {
+            for now_s in [0u64, 17, 149, 150, 299, 1_764_000_123] {
+                let now = Duration::from_secs(now_s);
+                let wait = resync_wait(period, slot, now);
+                assert!(
+                    wait >= period / 2 && wait < period * 3 / 2,
+                    "{slot} at {now_s}: {wait:?}"
+                );
+                // Every look lands on the slot's phase of the period.
+                let at = (now + wait).as_millis() as u64 % period.as_millis() as u64;
+                assert_eq!(at, converge::stable_hash(slot) % period.as_millis() as u64);
+            }
+        }
+        assert_eq!(settings.listing_age(), Duration::from_secs(15));
+    }
 }

@@ -425,6 +425,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
     let was_ready = previous.is_ready();
     write_status(api, stamp, &status).await?;
     if converged && !was_ready {
+        super::record_ready(ctx, "stamp", stamp, &previous.conditions);
         super::announce(
             ctx,
             stamp,

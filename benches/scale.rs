@@ -433,23 +433,33 @@ fn table(results: &[Value]) -> String {
 fn main() {
     let args = args();
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let out: PathBuf = root().join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let command = format!(
+        "cargo bench --bench scale -- --sizes {} --factor {} --resyncs {}",
+        args.sizes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        args.factor,
+        args.resyncs
+    );
     let mut results = Vec::new();
     for &size in &args.sizes {
         results.push(runtime.block_on(run_size(size, &args)));
+        // Written after every size, so a long run interrupted keeps what it measured.
+        let report = json!({
+            "command": command,
+            "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) },
+            "results": results,
+        });
+        std::fs::write(
+            out.join("results.json"),
+            serde_json::to_string_pretty(&report).unwrap(),
+        )
+        .unwrap();
     }
-    let out: PathBuf = root().join("target/bench");
-    std::fs::create_dir_all(&out).unwrap();
-    let report = json!({
-        "command": format!("cargo bench --bench scale -- --sizes {} --factor {} --resyncs {}",
-            args.sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","), args.factor, args.resyncs),
-        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) },
-        "results": results,
-    });
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_string_pretty(&report).unwrap(),
-    )
-    .unwrap();
     let text = table(&results);
     std::fs::write(out.join("results.md"), &text).unwrap();
     println!("{text}");

@@ -94,6 +94,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             settings,
             metrics: reconcile_metrics,
             backoff: Default::default(),
+            known: Default::default(),
         });
         if args.leader_election_lease.is_empty() {
             tokio::select! {

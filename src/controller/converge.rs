@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::azure::{
     ApplyOutcome, ArmClient, AzureError, DeleteOutcome, LroKind, LroState, LroStatus, PutOutcome,
 };
-use crate::plan::{Component, DesiredGraph, DesiredResource, Ownership};
+use crate::plan::{Component, DesiredGraph, DesiredResource, Ownership, ResourceKind};
 
 /// Whether the operator may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,9 +110,14 @@ async fn step(
     r: &DesiredResource,
     mode: Mode,
     inline_wait: Duration,
+    known: Option<Option<Value>>,
 ) -> (Step, Option<LroState>) {
     let api = r.kind.api_version();
     let id = r.id.as_str();
+    if let Some(body) = known {
+        // Matched at a previous pass, and the listing shows no change since.
+        return (Step::Ready(body), None);
+    }
     if r.ownership == Ownership::Observed || mode == Mode::Observe {
         return match arm.get(id, api).await {
             Ok(Some(live)) => match (
@@ -161,13 +166,16 @@ async fn step(
     }
 }
 
-/// One pass over `graph`, resuming `in_flight` first.
+/// One pass over `graph`, resuming `in_flight` first. A resource `known` to have matched at an
+/// earlier pass, whose `changedTime` in the listing taken before this pass is the one it had
+/// then, is not read again.
 pub async fn converge(
     arm: &ArmClient,
     graph: &DesiredGraph,
     in_flight: &[LroState],
     mode: Mode,
     inline_wait: Duration,
+    known: &Known,
 ) -> Convergence {
     let mut out = Convergence::default();
     let mut running: BTreeSet<String> = BTreeSet::new();
@@ -228,7 +236,7 @@ pub async fn converge(
         let results = join_all(groups.into_values().map(|group| async move {
             let mut steps = Vec::new();
             for r in group {
-                let (s, _) = step(arm, r, mode, inline_wait).await;
+                let (s, _) = step(arm, r, mode, inline_wait, known.lookup(r)).await;
                 steps.push((r, s));
             }
             steps
@@ -301,8 +309,76 @@ pub enum Freshness {
     /// The plan and the group listing are as they were at the last full check: nothing to do.
     Verified,
     /// A full pass is due; the fingerprint to record if it converges (taken before the pass, so
-    /// a change made during the pass shows up at the next resync).
-    Stale(Option<String>),
+    /// a change made during the pass shows up at the next resync), and the listing's
+    /// `changedTime` per resource of the graph.
+    Stale(Option<String>, Changed),
+}
+
+/// Lower-case resource id → the `changedTime` that covers it in its group's listing (its own,
+/// or that of the tracked ancestor a proxy child rolls up to).
+pub type Changed = BTreeMap<String, String>;
+
+/// Kinds whose live body the reconcilers read for status (addresses, aliases, subnets, routes):
+/// kept by `Known`; for the rest, knowing they matched is enough.
+const BODY_KEPT: [ResourceKind; 8] = [
+    ResourceKind::VirtualNetwork,
+    ResourceKind::RouteTable,
+    ResourceKind::PublicIpAddress,
+    ResourceKind::AzureFirewall,
+    ResourceKind::PrivateLinkService,
+    ResourceKind::PrivateEndpoint,
+    ResourceKind::FrontDoorEndpoint,
+    ResourceKind::FrontDoorOrigin,
+];
+
+/// What the passes of one object learned: per resource, the `changedTime` at which it matched
+/// (and its body, for the kinds status reads), to skip reading it while it stays unchanged.
+/// Kept only while the object converges.
+#[derive(Debug, Default, Clone)]
+pub struct Known {
+    changed: Changed,
+    matched: BTreeMap<String, (String, Option<String>)>,
+}
+
+impl Known {
+    /// What `previous` passes learned, valid against the listing `changed` taken now.
+    pub fn new(previous: Option<Known>, changed: Changed) -> Known {
+        Known {
+            matched: previous.map(|p| p.matched).unwrap_or_default(),
+            changed,
+        }
+    }
+
+    /// `Some(body)` when `r` matched at a `changedTime` the listing still shows.
+    fn lookup(&self, r: &DesiredResource) -> Option<Option<Value>> {
+        let id = key(r);
+        let now = self.changed.get(&id).filter(|t| !t.is_empty())?;
+        let (then, body) = self.matched.get(&id)?;
+        if then != now {
+            return None;
+        }
+        Some(body.as_deref().and_then(|b| serde_json::from_str(b).ok()))
+    }
+
+    /// Learns from a pass: what is ready matched at the `changedTime` listed before it. (A
+    /// resource written during the pass has a later one, so it is read again next time.)
+    pub fn learn(&mut self, graph: &DesiredGraph, pass: &Convergence) {
+        for r in &graph.resources {
+            let id = key(r);
+            match (pass.ready.contains(&id), self.changed.get(&id)) {
+                (true, Some(t)) if !t.is_empty() => {
+                    let body = BODY_KEPT
+                        .contains(&r.kind)
+                        .then(|| pass.live.get(&id).map(Value::to_string))
+                        .flatten();
+                    self.matched.insert(id, (t.clone(), body));
+                }
+                _ => {
+                    self.matched.remove(&id);
+                }
+            }
+        }
+    }
 }
 
 /// FNV-1a, 64 bit: stable across processes, so a restarted operator trusts a recorded check.
@@ -337,6 +413,15 @@ pub async fn fingerprint(
     graph: &DesiredGraph,
     max_age: Duration,
 ) -> Result<String, AzureError> {
+    listed(arm, graph, max_age).await.map(|(f, _)| f)
+}
+
+/// The fingerprint, and the `changedTime` covering each resource of the graph.
+pub async fn listed(
+    arm: &ArmClient,
+    graph: &DesiredGraph,
+    max_age: Duration,
+) -> Result<(String, Changed), AzureError> {
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     let mut groups: BTreeSet<(String, String)> = BTreeSet::new();
     for r in &graph.resources {
@@ -351,6 +436,7 @@ pub async fn fingerprint(
         }
     }
     let mut hash = graph_hash(graph);
+    let mut by_id: Changed = BTreeMap::new();
     for (subscription, group) in groups {
         let mut listed: Vec<(String, String)> = arm
             .list_group_recent(&subscription, &group, max_age)
@@ -366,9 +452,21 @@ pub async fn fingerprint(
         hash = fnv1a64(hash, &group);
         for (id, changed) in listed {
             hash = fnv1a64(fnv1a64(hash, &id), &changed);
+            by_id.insert(id, changed);
         }
     }
-    Ok(format!("{hash:016x}"))
+    let mut changed = Changed::new();
+    for r in &graph.resources {
+        let mut id = Some(r.id.clone());
+        while let Some(current) = id {
+            if let Some(t) = by_id.get(&key_of(current.as_str())) {
+                changed.insert(key(r), t.clone());
+                break;
+            }
+            id = current.parent();
+        }
+    }
+    Ok((format!("{hash:016x}"), changed))
 }
 
 fn key_of(id: &str) -> String {
@@ -386,10 +484,10 @@ pub async fn freshness(
     max_age: Duration,
     listing_age: Duration,
 ) -> Freshness {
-    let current = match fingerprint(arm, graph, listing_age).await {
-        Ok(f) => f,
+    let (current, changed) = match listed(arm, graph, listing_age).await {
+        Ok(found) => found,
         // Without a listing, read every resource: correctness before thrift.
-        Err(_) => return Freshness::Stale(None),
+        Err(_) => return Freshness::Stale(None, Changed::new()),
     };
     let young = recorded
         .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v.at).ok())
@@ -399,6 +497,6 @@ pub async fn freshness(
         });
     match recorded {
         Some(v) if settled && young && v.fingerprint == current => Freshness::Verified,
-        _ => Freshness::Stale(Some(current)),
+        _ => Freshness::Stale(Some(current), changed),
     }
 }

@@ -264,7 +264,15 @@ async fn apply(
         return Ok(next_look(&ctx.settings, true, &slot(set, stamp.as_ref())));
     }
     let mode = Mode::of(set.spec.paused, set.spec.management_policy);
-    let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
+    let conv = ctx
+        .converge(
+            &super::backoff_key(set),
+            &plan.graph,
+            &previous.in_flight,
+            mode,
+            &freshness,
+        )
+        .await;
     let endpoints: Vec<EndpointStatus> = plan
         .endpoints
         .iter()
@@ -348,6 +356,7 @@ fn slot(set: &PrivateEndpointSet, stamp: Option<&Stamp>) -> String {
 }
 
 async fn cleanup(set: &PrivateEndpointSet, ctx: &Context) -> Result<Action> {
+    ctx.forget(&super::backoff_key(set));
     let status = set.status.clone().unwrap_or_default();
     // Orphan, and an object whose writes are off (paused, ObserveOnly), leave Azure as it is.
     if set.spec.deletion_policy == DeletionPolicy::Orphan

@@ -151,7 +151,15 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
         return Ok(next_look(&ctx.settings, true, &global.name_any()));
     }
     let mode = Mode::of(global.spec.paused, global.spec.management_policy);
-    let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
+    let conv = ctx
+        .converge(
+            &super::backoff_key(global),
+            &plan.graph,
+            &previous.in_flight,
+            mode,
+            &freshness,
+        )
+        .await;
     let components = vec![
         conv.verdict(
             "FrontDoor",
@@ -223,6 +231,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
 }
 
 async fn cleanup(global: &GlobalPlane, ctx: &Context) -> Result<Action> {
+    ctx.forget(&super::backoff_key(global));
     // Orphan, and an object whose writes are off (paused, ObserveOnly), leave Azure as it is.
     if global.spec.deletion_policy == DeletionPolicy::Orphan
         || Mode::of(global.spec.paused, global.spec.management_policy) == Mode::Observe

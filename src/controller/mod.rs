@@ -85,6 +85,8 @@ pub struct Context {
     pub metrics: metrics::ReconcileMetrics,
     /// Consecutive failures per object, for `error_policy`.
     pub backoff: Backoff,
+    /// What the passes of each converging object learned (see `converge::Known`).
+    pub known: std::sync::Mutex<std::collections::HashMap<String, converge::Known>>,
 }
 
 /// Runs the three controllers until the process is stopped.
@@ -97,50 +99,77 @@ pub async fn run(ctx: Arc<Context>) {
             .concurrency(ctx.settings.concurrency)
             .debounce(Duration::from_millis(200))
     };
-    let stamps = Controller::new(
-        Api::<Stamp>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(config())
-    .watches(
-        Api::<PrivateEndpointSet>::all(client.clone()),
-        watcher::Config::default(),
-        |set| {
-            let ns = set.namespace()?;
-            set.spec
-                .target
-                .stamp_ref
-                .as_ref()
-                .map(|s| kube::runtime::reflector::ObjectRef::new(&s.name).within(&ns))
-        },
-    )
-    .run(stamp::reconcile, error_policy, ctx.clone())
-    .for_each(|_| async {});
-    let sets = Controller::new(
-        Api::<PrivateEndpointSet>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(config())
-    .run(endpoint_set::reconcile, error_policy, ctx.clone())
-    .for_each(|_| async {});
-    let globals = Controller::new(
-        Api::<GlobalPlane>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(config())
-    // A stamp coming, going or changing its origin changes what the GlobalPlane reports.
-    .watches(
-        Api::<Stamp>::all(client.clone()),
-        watcher::Config::default(),
-        |stamp| {
-            Some(kube::runtime::reflector::ObjectRef::new(
-                &stamp.spec.global_plane_ref.name,
-            ))
-        },
-    )
-    .run(global_plane::reconcile, error_policy, ctx.clone())
-    .for_each(|_| async {});
+    let (stamp_store, stamp_stream) = trimmed_watch(Api::<Stamp>::all(client.clone()));
+    let stamps = Controller::for_stream(stamp_stream, stamp_store)
+        .with_config(config())
+        .watches(
+            Api::<PrivateEndpointSet>::all(client.clone()),
+            watcher::Config::default(),
+            |set| {
+                let ns = set.namespace()?;
+                set.spec
+                    .target
+                    .stamp_ref
+                    .as_ref()
+                    .map(|s| kube::runtime::reflector::ObjectRef::new(&s.name).within(&ns))
+            },
+        )
+        .run(stamp::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    let (set_store, set_stream) = trimmed_watch(Api::<PrivateEndpointSet>::all(client.clone()));
+    let sets = Controller::for_stream(set_stream, set_store)
+        .with_config(config())
+        .run(endpoint_set::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    let (global_store, global_stream) = trimmed_watch(Api::<GlobalPlane>::all(client.clone()));
+    let globals = Controller::for_stream(global_stream, global_store)
+        .with_config(config())
+        // A stamp coming, going or changing its origin changes what the GlobalPlane reports.
+        .watches(
+            Api::<Stamp>::all(client.clone()),
+            watcher::Config::default(),
+            |stamp| {
+                Some(kube::runtime::reflector::ObjectRef::new(
+                    &stamp.spec.global_plane_ref.name,
+                ))
+            },
+        )
+        .run(global_plane::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
     futures::join!(stamps, sets, globals);
+}
+
+/// A watch of `api` feeding a cache without what the reconcilers never read: managed fields and
+/// kubectl's last-applied copy of the object are most of an object's size, and with thousands
+/// of stamps most of the operator's memory.
+fn trimmed_watch<K>(
+    api: Api<K>,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::WatchStreamExt;
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|obj: &mut K| {
+            obj.meta_mut().managed_fields = None;
+            if let Some(annotations) = obj.meta_mut().annotations.as_mut() {
+                annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        })
+        .reflect(writer)
+        .applied_objects();
+    (reader, stream)
 }
 
 /// Requeue after a failed reconcile, backing off exponentially per object (reset by its next
@@ -265,21 +294,50 @@ where
 }
 
 impl Context {
-    /// One convergence pass over `graph`, resuming the operations `in_flight` in status.
+    /// One convergence pass over `graph` for the object `key`, resuming the operations
+    /// `in_flight` in status and skipping the reads the last passes and the listing `freshness`
+    /// saw made unnecessary. What it learns is kept until the object converges.
     pub async fn converge(
         &self,
+        key: &str,
         graph: &crate::plan::DesiredGraph,
         in_flight: &[InFlightOperation],
         mode: converge::Mode,
+        freshness: &converge::Freshness,
     ) -> converge::Convergence {
-        converge::converge(
+        let changed = match freshness {
+            converge::Freshness::Stale(_, changed) => changed.clone(),
+            converge::Freshness::Verified => Default::default(),
+        };
+        let previous = self.known().remove(key);
+        let mut known = converge::Known::new(previous, changed);
+        let pass = converge::converge(
             &self.arm,
             graph,
             &resume(in_flight),
             mode,
             self.settings.inline_wait,
+            &known,
         )
-        .await
+        .await;
+        if !pass.complete(graph) || !pass.in_flight.is_empty() {
+            known.learn(graph, &pass);
+            self.known().insert(key.to_string(), known);
+        }
+        pass
+    }
+
+    fn known(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, converge::Known>> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets what the passes of `key` learned (it was deleted).
+    pub fn forget(&self, key: &str) {
+        self.known().remove(key);
     }
 }
 
@@ -326,7 +384,7 @@ pub fn verification(
     freshness: converge::Freshness,
 ) -> Option<crate::api::Verification> {
     match freshness {
-        converge::Freshness::Stale(Some(fingerprint)) if converged => {
+        converge::Freshness::Stale(Some(fingerprint), _) if converged => {
             Some(crate::api::Verification {
                 fingerprint,
                 at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -340,7 +340,15 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         return Ok(next_look(&ctx.settings, true, &slot(stamp)));
     }
     let mode = Mode::of(stamp.spec.paused, stamp.spec.management_policy);
-    let conv = ctx.converge(&plan.graph, &previous.in_flight, mode).await;
+    let conv = ctx
+        .converge(
+            &super::backoff_key(stamp),
+            &plan.graph,
+            &previous.in_flight,
+            mode,
+            &freshness,
+        )
+        .await;
     for repaired in &conv.repaired {
         super::announce(
             ctx,
@@ -501,6 +509,7 @@ async fn drain(
 }
 
 async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action> {
+    ctx.forget(&super::backoff_key(stamp));
     let status = stamp.status.clone().unwrap_or_default();
     let created_nothing = status.outputs.is_none() && status.in_flight.is_empty();
     // Orphan, and a stamp whose writes are off (paused, ObserveOnly), leave Azure as it is.

@@ -346,7 +346,8 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
             "not Ready after 30 minutes ({ready}/{total}); log in {}",
             dir.path().display()
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Listing thousands of objects is work for the shared CPUs too: look twice a second.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let to_ready = started.elapsed().as_secs_f64();
     let converged_at = emulator.requests().len();

@@ -95,6 +95,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             metrics: reconcile_metrics,
             backoff: Default::default(),
             known: Default::default(),
+            caches: Default::default(),
         });
         if args.leader_election_lease.is_empty() {
             tokio::select! {

@@ -132,9 +132,7 @@ async fn taken_by_others(
     ns: &str,
     host: &EndpointHost,
 ) -> Result<u32> {
-    let sets = Api::<PrivateEndpointSet>::namespaced(ctx.kube.clone(), ns)
-        .list(&Default::default())
-        .await?;
+    let sets = ctx.sets(Some(ns)).await?;
     let key = |s: &PrivateEndpointSet| {
         (
             s.metadata.creation_timestamp.clone().map(|t| t.0),
@@ -143,7 +141,6 @@ async fn taken_by_others(
     };
     let mine = key(set);
     Ok(sets
-        .items
         .iter()
         .filter(|s| {
             s.spec.target == set.spec.target && s.name_any() != set.name_any() && key(s) < mine

@@ -17,6 +17,9 @@ pub enum Error {
     /// Deletion or another multi-step change is still under way; look again soon.
     #[error("in progress: {0}")]
     InProgress(String),
+    /// The watch caches are not running (the controllers have not started, or stopped).
+    #[error("the watch caches are not running")]
+    NotStarted,
     /// An object without the name or namespace it must have.
     #[error("object without {0}")]
     MissingObjectKey(&'static str),
@@ -44,6 +47,7 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::MissingObjectKey(_) => "missing_key",
             Error::InProgress(_) => "in_progress",
+            Error::NotStarted => "not_started",
         }
     }
 }

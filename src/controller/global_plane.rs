@@ -12,8 +12,8 @@ use super::conditions::{merge, ready, Verdict};
 use super::converge::{tear_down, Freshness, Mode};
 use super::{next_look, persist, verification, write_status, Context, Error, Result, Settled};
 use crate::api::{
-    DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, OperationsNetworkStatus,
-    PrivateEndpointSet, Stamp, StampOriginStatus,
+    DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, OperationsNetworkStatus, Stamp,
+    StampOriginStatus,
 };
 use crate::plan::endpoints::zones_needed;
 use crate::plan::{plan_global_plane, Component, GlobalPlaneInput, GlobalPlanePlan};
@@ -38,12 +38,9 @@ async fn plan_for(
     global: &GlobalPlane,
 ) -> Result<std::result::Result<GlobalPlanePlan, String>> {
     let name = global.name_any();
-    let sets = Api::<PrivateEndpointSet>::all(ctx.kube.clone())
-        .list(&Default::default())
-        .await?;
+    let sets = ctx.sets(None).await?;
     let mut ops_zones: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for set in sets
-        .items
         .iter()
         .filter(|s| s.metadata.deletion_timestamp.is_none())
     {
@@ -70,19 +67,17 @@ async fn plan_for(
     .map_err(|e| e.to_string()))
 }
 
-async fn stamps_of(ctx: &Context, name: &str) -> Result<Vec<Stamp>> {
-    let stamps = Api::<Stamp>::all(ctx.kube.clone())
-        .list(&Default::default())
-        .await?;
-    Ok(stamps
-        .items
+async fn stamps_of(ctx: &Context, name: &str) -> Result<Vec<std::sync::Arc<Stamp>>> {
+    Ok(ctx
+        .stamps()
+        .await?
         .into_iter()
         .filter(|s| s.spec.global_plane_ref.name == name)
         .collect())
 }
 
 /// What each stamp reports about its Front Door origin.
-fn origins(stamps: &[Stamp]) -> Vec<StampOriginStatus> {
+fn origins(stamps: &[std::sync::Arc<Stamp>]) -> Vec<StampOriginStatus> {
     stamps
         .iter()
         .map(|s| {

@@ -87,6 +87,48 @@ pub struct Context {
     pub backoff: Backoff,
     /// What the passes of each converging object learned (see `converge::Known`).
     pub known: std::sync::Mutex<std::collections::HashMap<String, converge::Known>>,
+    /// The controllers' watch caches, set by `run` before any reconcile: reconcilers read the
+    /// stamps and sets they relate to from memory instead of listing them from the API server
+    /// every time (which would cost O(objects) per reconcile).
+    pub caches: std::sync::OnceLock<Caches>,
+}
+
+/// The watch caches of the kinds the reconcilers look across.
+pub struct Caches {
+    /// Every Stamp.
+    pub stamps: kube::runtime::reflector::Store<Stamp>,
+    /// Every PrivateEndpointSet.
+    pub sets: kube::runtime::reflector::Store<PrivateEndpointSet>,
+}
+
+impl Context {
+    fn caches(&self) -> Result<&Caches> {
+        self.caches.get().ok_or(Error::NotStarted)
+    }
+
+    /// Every Stamp (those being deleted too), from the watch cache once it has listed them.
+    pub async fn stamps(&self) -> Result<Vec<Arc<Stamp>>> {
+        let store = &self.caches()?.stamps;
+        store
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotStarted)?;
+        Ok(store.state())
+    }
+
+    /// The PrivateEndpointSets (those being deleted too) of `namespace`, or of all.
+    pub async fn sets(&self, namespace: Option<&str>) -> Result<Vec<Arc<PrivateEndpointSet>>> {
+        let store = &self.caches()?.sets;
+        store
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotStarted)?;
+        Ok(store
+            .state()
+            .into_iter()
+            .filter(|s| namespace.is_none_or(|ns| s.metadata.namespace.as_deref() == Some(ns)))
+            .collect())
+    }
 }
 
 /// Runs the three controllers until the process is stopped.
@@ -100,6 +142,11 @@ pub async fn run(ctx: Arc<Context>) {
             .debounce(Duration::from_millis(200))
     };
     let (stamp_store, stamp_stream) = trimmed_watch(Api::<Stamp>::all(client.clone()));
+    let (set_store, set_stream) = trimmed_watch(Api::<PrivateEndpointSet>::all(client.clone()));
+    let _ = ctx.caches.set(Caches {
+        stamps: stamp_store.clone(),
+        sets: set_store.clone(),
+    });
     let stamps = Controller::for_stream(stamp_stream, stamp_store)
         .with_config(config())
         .watches(
@@ -116,7 +163,6 @@ pub async fn run(ctx: Arc<Context>) {
         )
         .run(stamp::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
-    let (set_store, set_stream) = trimmed_watch(Api::<PrivateEndpointSet>::all(client.clone()));
     let sets = Controller::for_stream(set_stream, set_store)
         .with_config(config())
         .run(endpoint_set::reconcile, error_policy, ctx.clone())

@@ -11,8 +11,8 @@ use super::conditions::{merge, ready, Verdict};
 use super::converge::{tear_down, Convergence, Freshness, Mode};
 use super::{next_look, persist, verification, write_status, Context, Error, Result, Settled};
 use crate::api::{
-    ApprovalMode, DeletionPolicy, GlobalPlane, HasConditions, PlannedSubnet, PrivateEndpointSet,
-    PrivateLinkConnection, Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
+    ApprovalMode, DeletionPolicy, GlobalPlane, HasConditions, PlannedSubnet, PrivateLinkConnection,
+    Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
 };
 use crate::azure::PutOutcome;
 use crate::plan::endpoints::zones_needed;
@@ -48,11 +48,8 @@ pub fn slot(stamp: &Stamp) -> String {
 
 /// The zones the stamp's PrivateEndpointSets need.
 async fn zones(ctx: &Context, ns: &str, name: &str, region: &str) -> Result<BTreeSet<String>> {
-    let sets = Api::<PrivateEndpointSet>::namespaced(ctx.kube.clone(), ns)
-        .list(&Default::default())
-        .await?;
+    let sets = ctx.sets(Some(ns)).await?;
     Ok(sets
-        .items
         .iter()
         .filter(|s| {
             s.metadata.deletion_timestamp.is_none()

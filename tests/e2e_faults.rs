@@ -8,7 +8,6 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use stamp_operator::emulator::{FaultAction, FaultRule};
 use support::operator::{free_addr, Operator};
 use support::stage::{json_of, stage, Stage};
@@ -251,36 +250,7 @@ async fn watches_recover_when_the_api_server_restarts() {
     wait_ready(&st, objects, "180s", &|| operator.log());
     st.cp.restart_api_server();
     // A change made after the restart reaches Azure: the watch came back.
-    st.cp.kubectl_ok(&[
-        "patch",
-        "stamp",
-        "weu-blue",
-        "-n",
-        "prod",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"frontDoor":{"weight":25}}}"#,
-    ]);
-    let origin = st
-        .created()
-        .into_iter()
-        .find(|id| id.contains("/origins/"))
-        .unwrap();
-    let mut weight = Value::Null;
-    for _ in 0..150 {
-        weight = st
-            .arm
-            .get(&origin, "2024-09-01")
-            .await
-            .unwrap()
-            .unwrap()
-            .body["properties"]["weight"]
-            .clone();
-        if weight == 25 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let weight = st.shift_weight(25).await;
     assert_eq!(
         weight,
         25,
@@ -376,36 +346,7 @@ async fn of_two_replicas_only_the_leader_writes_and_the_other_takes_over() {
         "failover took {gap} µs after the last renewal; the lease is {duration} s"
     );
     // The new leader works: a change converges.
-    st.cp.kubectl_ok(&[
-        "patch",
-        "stamp",
-        "weu-blue",
-        "-n",
-        "prod",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"frontDoor":{"weight":30}}}"#,
-    ]);
-    let origin = st
-        .created()
-        .into_iter()
-        .find(|id| id.contains("/origins/"))
-        .unwrap();
-    let mut weight = Value::Null;
-    for _ in 0..150 {
-        weight = st
-            .arm
-            .get(&origin, "2024-09-01")
-            .await
-            .unwrap()
-            .unwrap()
-            .body["properties"]["weight"]
-            .clone();
-        if weight == 30 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let weight = st.shift_weight(30).await;
     assert_eq!(
         weight,
         30,

@@ -246,16 +246,7 @@ async fn apply(
         adopt(ctx, set, stamp, &ns).await?;
     }
     let freshness = ctx
-        .freshness(
-            &plan.graph,
-            Settled {
-                generation,
-                observed_generation: previous.observed_generation,
-                ready: previous.is_ready(),
-                in_flight: &previous.in_flight,
-                verified: previous.verified.as_ref(),
-            },
-        )
+        .freshness(&plan.graph, Settled::of(generation, &previous))
         .await;
     if matches!(freshness, Freshness::Verified) {
         return Ok(next_look(&ctx.settings, true, &slot(set, stamp.as_ref())));

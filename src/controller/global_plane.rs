@@ -122,16 +122,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     let stamps = stamps_of(ctx, &global.name_any()).await?;
     let origins = origins(&stamps);
     let freshness = ctx
-        .freshness(
-            &plan.graph,
-            Settled {
-                generation,
-                observed_generation: previous.observed_generation,
-                ready: previous.is_ready(),
-                in_flight: &previous.in_flight,
-                verified: previous.verified.as_ref(),
-            },
-        )
+        .freshness(&plan.graph, Settled::of(generation, &previous))
         .await;
     if matches!(freshness, Freshness::Verified) {
         // Azure is as last checked; only what the stamps report may have moved.

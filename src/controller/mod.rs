@@ -436,6 +436,50 @@ pub struct Settled<'a> {
     pub verified: Option<&'a crate::api::Verification>,
 }
 
+/// The status fields `Settled` reads, common to the three kinds.
+pub trait SettledStatus: crate::api::HasConditions {
+    /// `status.observedGeneration`.
+    fn observed_generation(&self) -> Option<i64>;
+    /// `status.inFlight`.
+    fn in_flight(&self) -> &[InFlightOperation];
+    /// `status.verified`.
+    fn verified(&self) -> Option<&crate::api::Verification>;
+}
+
+macro_rules! settled_status {
+    ($($status:ty),*) => {$(
+        impl SettledStatus for $status {
+            fn observed_generation(&self) -> Option<i64> {
+                self.observed_generation
+            }
+            fn in_flight(&self) -> &[InFlightOperation] {
+                &self.in_flight
+            }
+            fn verified(&self) -> Option<&crate::api::Verification> {
+                self.verified.as_ref()
+            }
+        }
+    )*};
+}
+settled_status!(
+    crate::api::StampStatus,
+    crate::api::PrivateEndpointSetStatus,
+    crate::api::GlobalPlaneStatus
+);
+
+impl<'a> Settled<'a> {
+    /// How settled an object of `generation` with `status` is.
+    pub fn of(generation: Option<i64>, status: &'a impl SettledStatus) -> Settled<'a> {
+        Settled {
+            generation,
+            observed_generation: status.observed_generation(),
+            ready: status.is_ready(),
+            in_flight: status.in_flight(),
+            verified: status.verified(),
+        }
+    }
+}
+
 /// The check to record after a pass: only a converged pass with a fingerprint earns one.
 pub fn verification(
     converged: bool,

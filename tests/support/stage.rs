@@ -124,6 +124,43 @@ impl Stage {
             .collect()
     }
 
+    /// Sets stamp `prod/weu-blue`'s Front Door weight and returns the weight its origin in Azure
+    /// shows once it matches (or the last one seen after 30 s).
+    pub async fn shift_weight(&self, weight: u32) -> Value {
+        let patch = format!(r#"{{"spec":{{"frontDoor":{{"weight":{weight}}}}}}}"#);
+        self.cp.kubectl_ok(&[
+            "patch",
+            "stamp",
+            "weu-blue",
+            "-n",
+            "prod",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+        let origin = self
+            .created()
+            .into_iter()
+            .find(|id| id.contains("/origins/"))
+            .expect("the stamp has a Front Door origin");
+        let mut seen = Value::Null;
+        for _ in 0..150 {
+            seen = self
+                .arm
+                .get(&origin, "2024-09-01")
+                .await
+                .unwrap()
+                .unwrap()
+                .body["properties"]["weight"]
+                .clone();
+            if seen == weight {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        seen
+    }
+
     /// What the operator created that is still in Azure.
     pub fn created(&self) -> Vec<String> {
         self.emulator

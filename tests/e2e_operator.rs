@@ -316,16 +316,7 @@ async fn observe_only_changes_and_orphan_are_honoured() {
     );
 
     // Manage: it converges; a weight change reaches the Front Door origin.
-    cp.kubectl_ok(&[
-        "patch",
-        "stamp",
-        "weu-blue",
-        "-n",
-        "prod",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"managementPolicy":"Manage"}}"#,
-    ]);
+    st.patch_stamp(r#"{"managementPolicy":"Manage"}"#);
     let ready = cp.kubectl(&[
         "wait",
         "--for=condition=Ready",
@@ -347,16 +338,7 @@ async fn observe_only_changes_and_orphan_are_honoured() {
         .unwrap();
 
     // Orphan: deleting the stamp leaves its Azure resources in place.
-    cp.kubectl_ok(&[
-        "patch",
-        "stamp",
-        "weu-blue",
-        "-n",
-        "prod",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"deletionPolicy":"Orphan"}}"#,
-    ]);
+    st.patch_stamp(r#"{"deletionPolicy":"Orphan"}"#);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before: BTreeSet<String> = emulator
         .inventory()

@@ -51,8 +51,8 @@ async fn apply(arm: &ArmClient, graph: &DesiredGraph) -> usize {
     graph.resources.len()
 }
 
-#[tokio::test]
-async fn planned_graphs_converge_and_a_second_pass_writes_nothing() {
+/// The GlobalPlane, the West Europe stamp and its endpoint sets of the examples.
+fn west_europe() -> stamp_operator::plan::bundle::Bundle {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
     let files: Vec<PathBuf> = [
         "globalplane.yaml",
@@ -66,7 +66,12 @@ async fn planned_graphs_converge_and_a_second_pass_writes_nothing() {
     bundle
         .endpoint_sets
         .retain(|(_, name, _)| name != "neu-blue-paas"); // its stamp is not in this bundle
-    let plan = plan_bundle(&bundle);
+    bundle
+}
+
+#[tokio::test]
+async fn planned_graphs_converge_and_a_second_pass_writes_nothing() {
+    let plan = plan_bundle(&west_europe());
     assert!(plan.errors().is_empty(), "{:?}", plan.errors());
     let graphs = plan.graphs();
 
@@ -131,20 +136,7 @@ async fn planned_graphs_converge_and_a_second_pass_writes_nothing() {
 async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
     use stamp_operator::controller::converge::fingerprint;
     use stamp_operator::plan::ResourceKind;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
-    let files: Vec<PathBuf> = [
-        "globalplane.yaml",
-        "stamp-westeurope.yaml",
-        "privateendpointsets.yaml",
-    ]
-    .iter()
-    .map(|f| root.join(f))
-    .collect();
-    let mut bundle = stamp_operator::cli::load_manifests(&files).unwrap();
-    bundle
-        .endpoint_sets
-        .retain(|(_, name, _)| name != "neu-blue-paas");
-    let plan = plan_bundle(&bundle);
+    let plan = plan_bundle(&west_europe());
     let graphs = plan.graphs();
     let emulator = RunningEmulator::start(EmulatorConfig::default())
         .await

@@ -124,6 +124,21 @@ impl Stage {
             .collect()
     }
 
+    /// Merges `spec` (JSON) into stamp `prod/weu-blue`'s spec.
+    pub fn patch_stamp(&self, spec: &str) {
+        let patch = format!(r#"{{"spec":{spec}}}"#);
+        self.cp.kubectl_ok(&[
+            "patch",
+            "stamp",
+            "weu-blue",
+            "-n",
+            "prod",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+    }
+
     /// Sets stamp `prod/weu-blue`'s Front Door weight and returns the weight its origin in Azure
     /// shows once it matches (or the last one seen after 30 s).
     pub async fn shift_weight(&self, weight: u32) -> Value {

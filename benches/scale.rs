@@ -27,6 +27,12 @@ use stamp_operator::emulator::{
 };
 
 use controlplane::ControlPlane;
+use futures::StreamExt;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Api;
+use stamp_operator::api::{GlobalPlane, HasConditions, PrivateEndpointSet, Stamp};
 
 const SUB: &str = "6f1c1b2e-3d4a-4b5c-8d9e-0a1b2c3d4e5f";
 const STAMPS_PER_GLOBAL_PLANE: usize = 50;
@@ -245,6 +251,32 @@ struct Counts {
     deletes: u64,
     polls: u64,
     throttled: u64,
+    /// Reads (not polls) by resource type, to see where they go.
+    reads_by_type: BTreeMap<String, u64>,
+}
+
+/// The resource type a request addresses (`virtualNetworks/subnets`), `resourceGroups` for a
+/// group, `resources` for a group's listing.
+fn request_type(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case("providers"))
+    {
+        Some(i) => segments[i + 2..]
+            .iter()
+            .step_by(2)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("/"),
+        None => segments
+            .get(4)
+            .or(segments.get(2))
+            .copied()
+            .unwrap_or_default()
+            .to_string(),
+    }
 }
 
 fn count(emulator: &RunningEmulator, from: usize, to: usize) -> Counts {
@@ -256,7 +288,10 @@ fn count(emulator: &RunningEmulator, from: usize, to: usize) -> Counts {
         let poll = r.path.contains("/operationStatuses/") || r.path.contains("/operationResults/");
         match r.method.as_str() {
             "GET" if poll => c.polls += 1,
-            "GET" => c.reads += 1,
+            "GET" => {
+                c.reads += 1;
+                *c.reads_by_type.entry(request_type(&r.path)).or_default() += 1;
+            }
             "DELETE" => c.deletes += 1,
             _ => c.writes += 1,
         }
@@ -264,17 +299,68 @@ fn count(emulator: &RunningEmulator, from: usize, to: usize) -> Counts {
     c
 }
 
-fn ready_count(cp: &ControlPlane) -> (usize, usize) {
-    let out = cp.kubectl(&[
-        "get",
-        "globalplanes,stamps,privateendpointsets",
-        "-A",
-        "-o",
-        "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().collect();
-    (lines.iter().filter(|l| **l == "True").count(), lines.len())
+/// Readiness of every GlobalPlane, Stamp and PrivateEndpointSet, from watches held by the bench
+/// itself: polling with kubectl would start a process and list everything twice a second on the
+/// CPUs the operator and the control plane share, and disturb what is measured.
+struct Readiness {
+    globals: Store<GlobalPlane>,
+    stamps: Store<Stamp>,
+    sets: Store<PrivateEndpointSet>,
+}
+
+impl Readiness {
+    async fn watch(cp: &ControlPlane) -> Readiness {
+        let kubeconfig = Kubeconfig::read_from(cp.kubeconfig()).unwrap();
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        Readiness {
+            globals: cache(Api::all(client.clone())),
+            stamps: cache(Api::all(client.clone())),
+            sets: cache(Api::all(client)),
+        }
+    }
+
+    /// (Ready, total) over the three kinds.
+    fn count(&self) -> (usize, usize) {
+        fn of<K, S>(store: &Store<K>, status: impl Fn(&K) -> Option<&S>) -> (usize, usize)
+        where
+            K: kube::Resource<DynamicType = ()> + Clone + 'static,
+            S: HasConditions,
+        {
+            let all = store.state();
+            let ready = all
+                .iter()
+                .filter(|o| status(o).is_some_and(S::is_ready))
+                .count();
+            (ready, all.len())
+        }
+        let g = of(&self.globals, |o: &GlobalPlane| o.status.as_ref());
+        let s = of(&self.stamps, |o: &Stamp| o.status.as_ref());
+        let p = of(&self.sets, |o: &PrivateEndpointSet| o.status.as_ref());
+        (g.0 + s.0 + p.0, g.1 + s.1 + p.1)
+    }
+}
+
+fn cache<K>(api: Api<K>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    tokio::spawn(stream.for_each(|_| async {}));
+    reader
 }
 
 async fn run_size(stamps: usize, args: &Args) -> Value {
@@ -301,6 +387,7 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("objects.yaml");
     std::fs::write(&file, manifests(stamps)).unwrap();
+    let readiness = Readiness::watch(&cp).await;
     cp.kubectl_ok(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
 
     // The resync period, sped up like everything else (300 s of Azure time), but never so short
@@ -320,7 +407,8 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
             ])
             .args(["--token", "bench", "--metrics-addr", "127.0.0.1:0"])
             .args(["--resync-seconds", &format!("{}", resync as u64)])
-            .args(["--poll-seconds", "1", "--inline-wait-seconds", "2"])
+            .args(["--poll-seconds", "1"])
+            .args(["--inline-wait-seconds", &format!("{}", args.factor * 5.0)])
             .args([
                 "--min-poll-seconds",
                 &format!("{}", (args.factor * 10.0).max(0.05)),
@@ -337,7 +425,7 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
     let pid = operator.child.id();
     let deadline = started + Duration::from_secs(1800);
     loop {
-        let (ready, total) = ready_count(&cp);
+        let (ready, total) = readiness.count();
         if total > 0 && ready == total {
             break;
         }
@@ -346,8 +434,7 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
             "not Ready after 30 minutes ({ready}/{total}); log in {}",
             dir.path().display()
         );
-        // Listing thousands of objects is work for the shared CPUs too: look twice a second.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let to_ready = started.elapsed().as_secs_f64();
     let converged_at = emulator.requests().len();
@@ -385,6 +472,7 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
             "writes": converge.writes as f64 / n,
             "deletes": converge.deletes as f64 / n,
             "polls": converge.polls as f64 / n,
+            "readsByType": converge.reads_by_type.iter().map(|(t, c)| (t.clone(), json!(*c as f64 / n))).collect::<serde_json::Map<_, _>>(),
         },
         "throttled": converge.throttled + steady.throttled,
         "steadyState": {
@@ -393,6 +481,7 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
             "writes": steady.writes + steady.deletes,
             "readsPerStampPerResync": reads_per_stamp_resync,
             "pollsPerStampPerResync": steady.polls as f64 / n / f64::from(args.resyncs),
+            "readsByType": steady.reads_by_type.iter().map(|(t, c)| (t.clone(), json!(*c as f64 / n / f64::from(args.resyncs)))).collect::<serde_json::Map<_, _>>(),
         },
         "maxStampsWithinArmReadRefillAtDefaultResync": if max_stamps.is_finite() { json!(max_stamps) } else { json!(null) },
         "operator": {

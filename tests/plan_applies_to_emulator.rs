@@ -134,7 +134,14 @@ async fn planned_graphs_converge_and_a_second_pass_writes_nothing() {
 /// child (a DNS zone link) is changed or removed behind the operator's back.
 #[tokio::test]
 async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
-    use stamp_operator::controller::converge::fingerprint;
+    use stamp_operator::controller::converge::listed;
+    async fn fingerprint(
+        arm: &stamp_operator::azure::ArmClient,
+        graph: &stamp_operator::plan::DesiredGraph,
+        max_age: Duration,
+    ) -> Result<String, stamp_operator::azure::AzureError> {
+        listed(arm, graph, max_age).await.map(|l| l.fingerprint)
+    }
     use stamp_operator::plan::ResourceKind;
     let plan = plan_bundle(&west_europe());
     let graphs = plan.graphs();

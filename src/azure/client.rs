@@ -32,7 +32,8 @@ pub struct ArmConfig {
     pub max_attempts: u32,
     /// Longest wait between attempts (a larger Retry-After is returned to the caller instead).
     pub max_retry_delay: Duration,
-    /// Shortest wait between polls of an operation (Retry-After is honoured above it).
+    /// Wait between polls of an operation when Azure asks for none (no or a zero Retry-After);
+    /// a Retry-After is honoured as given.
     pub min_poll_interval: Duration,
     /// The subscription's request budget (ARM's limits by default).
     pub budget: BudgetLimits,
@@ -127,10 +128,17 @@ impl Answer {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+    /// The pause the service asks for: `retry-after-ms` or `x-ms-retry-after-ms` (milliseconds,
+    /// read first as Azure SDKs do), else `Retry-After` in seconds.
     fn retry_after(&self) -> Option<Duration> {
-        self.header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs)
+        let number = |name| {
+            self.header(name)
+                .and_then(|v: &str| v.trim().parse::<u64>().ok())
+        };
+        number("retry-after-ms")
+            .or_else(|| number("x-ms-retry-after-ms"))
+            .map(Duration::from_millis)
+            .or_else(|| number("retry-after").map(Duration::from_secs))
     }
 }
 
@@ -144,8 +152,18 @@ pub struct ArmClient {
     metrics: ArmMetrics,
     /// Recent group listings by lower-case group id: objects that resync together (a stamp and
     /// its endpoint sets, the stamps of one Front Door) share one read.
-    listings: std::sync::Mutex<std::collections::HashMap<String, (Instant, Vec<Value>)>>,
+    listings:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<GroupListing>>>>,
+    /// Per operation poll URL, when Azure asked to be polled again (only running operations).
+    next_polls: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
+
+/// A group's last listing: when it was taken, and what it said.
+type GroupListing = Option<(Instant, Arc<Vec<Value>>)>;
+
+/// How long a listing is kept for callers that accept one that old (the listing age the
+/// controllers use is far below).
+const LISTING_KEPT: Duration = Duration::from_secs(60);
 
 fn subscription_of(id: &str) -> String {
     id.split('/').nth(2).unwrap_or_default().to_string()
@@ -193,6 +211,7 @@ impl ArmClient {
             permits,
             metrics,
             listings: Default::default(),
+            next_polls: Default::default(),
         })
     }
 
@@ -458,6 +477,8 @@ impl ArmClient {
 
     /// `list_group`, answered from a listing of the same group at most `max_age` old when there
     /// is one. A change younger than `max_age` shows up at the next look instead of this one.
+    /// Callers asking for the same group at once wait for one listing (objects resyncing in
+    /// the same slot start together) instead of each reading it.
     pub async fn list_group_recent(
         &self,
         subscription: &str,
@@ -466,25 +487,30 @@ impl ArmClient {
     ) -> Result<Vec<Value>, AzureError> {
         let key =
             format!("/subscriptions/{subscription}/resourcegroups/{group}").to_ascii_lowercase();
-        let cached = self
-            .listings
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-            .filter(|(at, _)| at.elapsed() <= max_age)
-            .map(|(_, listing)| listing.clone());
-        if let Some(listing) = cached {
-            return Ok(listing);
+        let entry = {
+            let mut listings = self
+                .listings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Forget listings nobody is reading that are too old to serve anyone.
+            listings.retain(|_, e| {
+                e.try_lock().map_or(true, |e| {
+                    e.as_ref()
+                        .is_some_and(|(at, _)| at.elapsed() < LISTING_KEPT)
+                })
+            });
+            listings.entry(key).or_default().clone()
+        };
+        let mut entry = entry.lock().await;
+        if let Some((at, listing)) = entry.as_ref() {
+            if at.elapsed() <= max_age {
+                return Ok(listing.as_ref().clone());
+            }
         }
         let taken = Instant::now();
-        let listing = self.list_group(subscription, group).await?;
-        let mut listings = self
-            .listings
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        listings.retain(|_, (at, _)| at.elapsed() <= max_age);
-        listings.insert(key, (taken, listing.clone()));
-        Ok(listing)
+        let listing = Arc::new(self.list_group(subscription, group).await?);
+        *entry = Some((taken, listing.clone()));
+        Ok(listing.as_ref().clone())
     }
 
     /// Every top-level resource of a group, with `changedTime`: one read for a whole stamp.
@@ -515,6 +541,9 @@ impl ArmClient {
             (None, Some(url)) => (url, PollStyle::Location),
             (None, None) => return None,
         };
+        if let Some(asked) = answer.retry_after() {
+            self.poll_not_before(url, Some(asked));
+        }
         Some(LroState {
             resource_id: id.to_string(),
             kind,
@@ -524,8 +553,30 @@ impl ArmClient {
         })
     }
 
+    /// Remembers when Azure asked `url` to be polled again (`None`: the operation ended).
+    fn poll_not_before(&self, url: &str, asked: Option<Duration>) {
+        let mut next = self
+            .next_polls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match asked {
+            Some(asked) => next.insert(url.to_string(), Instant::now() + self.poll_pause(asked)),
+            None => next.remove(url),
+        };
+    }
+
     /// Polls an operation once.
     pub async fn poll(&self, state: &LroState) -> Result<LroStatus, AzureError> {
+        let status = self.poll_once(state).await;
+        let asked = match &status {
+            Ok(LroStatus::Running(asked)) => Some(*asked),
+            _ => None,
+        };
+        self.poll_not_before(&state.poll_url, asked);
+        status
+    }
+
+    async fn poll_once(&self, state: &LroState) -> Result<LroStatus, AzureError> {
         let answer = self
             .send(Method::GET, &state.poll_url, &state.resource_id, None, None)
             .await?;
@@ -562,14 +613,32 @@ impl ArmClient {
         }
     }
 
+    /// The pause before polling again: what the service asked for, exactly (as Azure SDKs do);
+    /// `min_poll_interval` when it asked for none.
+    fn poll_pause(&self, asked: Duration) -> Duration {
+        if asked.is_zero() {
+            self.config.min_poll_interval
+        } else {
+            asked
+        }
+    }
+
     /// Polls until the operation ends, honouring Retry-After.
     pub async fn wait(&self, state: &LroState) -> Result<(), AzureError> {
         self.metrics.in_flight_operations.inc();
         let result = loop {
+            // Not before Azure asked (whoever polled last: an earlier wait, a resumed pass).
+            let not_before = self
+                .next_polls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&state.poll_url)
+                .copied();
+            if let Some(at) = not_before {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            }
             match self.poll(state).await {
-                Ok(LroStatus::Running(wait)) => {
-                    tokio::time::sleep(wait.max(self.config.min_poll_interval)).await
-                }
+                Ok(LroStatus::Running(_)) => {}
                 Ok(LroStatus::Succeeded) => break Ok(()),
                 Ok(LroStatus::Failed { code, message }) => {
                     break Err(AzureError::OperationFailed {

@@ -117,14 +117,17 @@ pub struct RunArgs {
     /// Seconds between looks while something provisions.
     #[arg(long, default_value_t = 10.0)]
     pub poll_seconds: f64,
-    /// Seconds one reconcile waits for an operation before persisting it.
-    #[arg(long, default_value_t = 20.0)]
+    /// Seconds one reconcile waits for an operation before persisting it (and handing it to a
+    /// watcher that reconciles the object again when it ends): short, so reconciles do not hold
+    /// their slots while Azure works.
+    #[arg(long, default_value_t = 5.0)]
     pub inline_wait_seconds: f64,
     /// Multiply the refill rates of ARM's request budget the operator paces itself by (only for an
     /// emulator whose time runs faster than Azure's, as in `make bench`).
     #[arg(long, default_value_t = 1.0)]
     pub arm_budget_scale: f64,
-    /// Shortest seconds between polls of one operation.
+    /// Seconds between polls of one operation when Azure gives no Retry-After (one it gives is
+    /// honoured).
     #[arg(long, default_value_t = 1.0)]
     pub min_poll_seconds: f64,
     /// Address of /healthz, /readyz and /metrics.

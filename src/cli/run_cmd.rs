@@ -96,6 +96,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             backoff: Default::default(),
             known: Default::default(),
             caches: Default::default(),
+            wakeups: Default::default(),
         });
         if args.leader_election_lease.is_empty() {
             tokio::select! {

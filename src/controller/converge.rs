@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
 use crate::azure::{
@@ -51,6 +51,11 @@ pub struct Convergence {
     pub terminal: Vec<AzureError>,
     /// PUTs sent.
     pub writes: usize,
+    /// Ids (lower case) of resources written and seen to match within this pass.
+    pub written: BTreeSet<String>,
+    /// Ids (lower case) of resources this pass wrote, or whose operation, started by an
+    /// earlier pass, it found ended: what this operator itself may have moved in the listing.
+    pub touched: BTreeSet<String>,
 }
 
 impl Convergence {
@@ -70,20 +75,63 @@ impl Convergence {
         use super::conditions::Verdict;
         match components.iter().find_map(|c| self.problems.get(c)) {
             None => Verdict::ok(condition, "Ready", "provisioned and matching the spec"),
-            Some(p)
-                if p.contains("being provisioned")
-                    || p.contains("waits for")
-                    || p.contains("busy") =>
-            {
-                Verdict::not(condition, "Provisioning", p.clone())
-            }
+            Some(p) if is_progress(p) => Verdict::not(condition, "Provisioning", p.clone()),
             Some(p) => Verdict::not(condition, "AzureError", p.clone()),
         }
     }
 
+    /// Keeps the first problem of `component`, unless an error comes after mere progress:
+    /// the error is what the status should show.
     fn problem(&mut self, component: Component, message: String) {
-        self.problems.entry(component).or_insert(message);
+        match self.problems.get(&component) {
+            Some(seen) if !is_progress(seen) || is_progress(&message) => {}
+            _ => {
+                self.problems.insert(component, message);
+            }
+        }
     }
+
+    /// Records what one step found.
+    fn record(&mut self, r: &DesiredResource, s: Step) {
+        let k = key(r);
+        match s {
+            Step::Known(live) | Step::Ready(live) => {
+                self.ready.insert(k.clone());
+                if let Some(live) = live {
+                    self.live.insert(k, live);
+                }
+            }
+            Step::Written(repaired, live) => {
+                self.writes += 1;
+                self.repaired.extend(repaired);
+                self.written.insert(k.clone());
+                self.touched.insert(k.clone());
+                self.ready.insert(k.clone());
+                if let Some(live) = live {
+                    self.live.insert(k, live);
+                }
+            }
+            Step::Running(op) => {
+                self.writes += 1;
+                self.in_flight.push(op);
+                self.problem(r.component, format!("{} is being provisioned", r.id.name()));
+            }
+            Step::Blocked(why) => self.problem(r.component, why),
+            Step::Failed(e) => {
+                self.problem(r.component, e.to_string());
+                if e.class() == crate::azure::ErrorClass::Terminal {
+                    self.terminal.push(e);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a problem only says that work is under way (not that something went wrong).
+fn is_progress(problem: &str) -> bool {
+    problem.contains("being provisioned")
+        || problem.contains("waits for")
+        || problem.contains("busy")
 }
 
 fn key(r: &DesiredResource) -> String {
@@ -91,9 +139,12 @@ fn key(r: &DesiredResource) -> String {
 }
 
 enum Step {
+    /// Matched at an earlier pass, and unchanged since.
+    Known(Option<Value>),
     Ready(Option<Value>),
+    /// Written and matching now (`Some(path)`: drift repaired at `path`).
+    Written(Option<String>, Option<Value>),
     Running(LroState),
-    Repaired(String, Option<Value>),
     Blocked(String),
     Failed(AzureError),
 }
@@ -116,7 +167,7 @@ async fn step(
     let id = r.id.as_str();
     if let Some(body) = known {
         // Matched at a previous pass, and the listing shows no change since.
-        return (Step::Ready(body), None);
+        return (Step::Known(body), None);
     }
     if r.ownership == Ownership::Observed || mode == Mode::Observe {
         return match arm.get(id, api).await {
@@ -146,17 +197,19 @@ async fn step(
             difference,
             outcome,
         }) => {
-            let repaired = |live| match &difference {
-                Some(path) => Step::Repaired(format!("{id}: {path}"), live),
-                None => Step::Ready(live),
-            };
+            let repaired = difference.map(|path| format!("{id}: {path}"));
             match outcome {
-                PutOutcome::Done(body) => (repaired(Some(body)), None),
+                PutOutcome::Done(body) => (Step::Written(repaired, Some(body)), None),
                 PutOutcome::Started(op) => match settle(arm, op.clone(), inline_wait).await {
-                    Ok(true) => (
-                        repaired(arm.get(id, api).await.ok().flatten().map(|l| l.body)),
-                        None,
-                    ),
+                    // Only the kinds status reads are read back.
+                    Ok(true) => {
+                        let live = if BODY_KEPT.contains(&r.kind) {
+                            arm.get(id, api).await.ok().flatten().map(|l| l.body)
+                        } else {
+                            None
+                        };
+                        (Step::Written(repaired, live), None)
+                    }
                     Ok(false) => (Step::Running(op.clone()), Some(op)),
                     Err(e) => (Step::Failed(e), None),
                 },
@@ -173,6 +226,7 @@ pub async fn converge(
     arm: &ArmClient,
     graph: &DesiredGraph,
     in_flight: &[LroState],
+    watched: impl Fn(&LroState) -> bool,
     mode: Mode,
     inline_wait: Duration,
     known: &Known,
@@ -182,12 +236,26 @@ pub async fn converge(
     for op in in_flight.iter().filter(|op| op.kind == LroKind::Put) {
         // Succeeded, failed (the next apply writes a Failed resource again) or forgotten by ARM
         // (the next apply reads the truth): only a running operation holds its resource back.
-        if let Ok(LroStatus::Running(_)) = arm.poll(op).await {
-            running.insert(op.resource_id.to_ascii_lowercase());
+        // One this process is watching is still running (its watcher wakes the object when it
+        // ends): no need to poll it again here.
+        let id = op.resource_id.to_ascii_lowercase();
+        if watched(op) || matches!(arm.poll(op).await, Ok(LroStatus::Running(_))) {
+            running.insert(id);
             out.in_flight.push(op.clone());
+        } else {
+            out.touched.insert(id);
         }
     }
     for external in &graph.requires {
+        // The listing of its group, read for this pass anyway, usually tells.
+        match known.exists(external) {
+            Some(true) => {
+                out.ready.insert(external.as_str().to_ascii_lowercase());
+                continue;
+            }
+            Some(false) => continue,
+            None => {}
+        }
         match arm.get(external.as_str(), "2024-09-01").await {
             Ok(Some(_)) => {
                 out.ready.insert(external.as_str().to_ascii_lowercase());
@@ -196,83 +264,57 @@ pub async fn converge(
             Err(e) => out.problem(Component::FrontDoor, e.to_string()),
         }
     }
-    let waves = graph.waves();
-    let last = waves.iter().copied().max().unwrap_or(0);
-    for wave in 0..=last {
-        let due: Vec<&DesiredResource> = graph
-            .resources
-            .iter()
-            .zip(&waves)
-            .filter(|(r, w)| **w == wave && !running.contains(&key(r)))
-            .map(|(r, _)| r)
-            .collect();
-        let (go, blocked): (Vec<&DesiredResource>, Vec<&DesiredResource>) =
-            due.into_iter().partition(|r| {
-                r.depends_on
-                    .iter()
-                    .all(|d| out.ready.contains(&d.as_str().to_ascii_lowercase()))
-            });
-        for r in blocked {
-            let missing: Vec<&str> = r
-                .depends_on
-                .iter()
-                .filter(|d| !out.ready.contains(&d.as_str().to_ascii_lowercase()))
-                .map(|d| d.name())
-                .collect();
-            out.problem(
-                r.component,
-                format!("{} waits for {}", r.id.name(), missing.join(", ")),
-            );
-        }
-        // Writes sharing a lock go one after another; groups run in parallel.
-        let mut groups: BTreeMap<String, Vec<&DesiredResource>> = BTreeMap::new();
-        for r in go {
+    // Each resource starts the moment what it depends on is ready, not when a whole wave is:
+    // a firewall taking minutes does not hold back the Private Link Service's chain. Writes
+    // sharing a lock go one after another.
+    let mut waiting: Vec<&DesiredResource> = graph
+        .resources
+        .iter()
+        .filter(|r| !running.contains(&key(r)))
+        .collect();
+    let mut locks_held: BTreeSet<String> = BTreeSet::new();
+    let mut active = FuturesUnordered::new();
+    loop {
+        let mut i = 0;
+        while i < waiting.len() {
+            let r = waiting[i];
             let lock = r
                 .lock
                 .as_ref()
                 .map_or_else(|| key(r), |l| l.as_str().to_ascii_lowercase());
-            groups.entry(lock).or_default().push(r);
-        }
-        let results = join_all(groups.into_values().map(|group| async move {
-            let mut steps = Vec::new();
-            for r in group {
-                let (s, _) = step(arm, r, mode, inline_wait, known.lookup(r)).await;
-                steps.push((r, s));
-            }
-            steps
-        }))
-        .await;
-        for (r, s) in results.into_iter().flatten() {
-            let k = key(r);
-            match s {
-                Step::Ready(live) => {
-                    out.ready.insert(k.clone());
-                    if let Some(live) = live {
-                        out.live.insert(k, live);
-                    }
-                }
-                Step::Repaired(what, live) => {
-                    out.writes += 1;
-                    out.repaired.push(what);
-                    out.ready.insert(k.clone());
-                    if let Some(live) = live {
-                        out.live.insert(k, live);
-                    }
-                }
-                Step::Running(op) => {
-                    out.writes += 1;
-                    out.in_flight.push(op);
-                    out.problem(r.component, format!("{} is being provisioned", r.id.name()));
-                }
-                Step::Blocked(why) => out.problem(r.component, why),
-                Step::Failed(e) => {
-                    out.problem(r.component, e.to_string());
-                    if e.class() == crate::azure::ErrorClass::Terminal {
-                        out.terminal.push(e);
-                    }
-                }
+            let deps_ready = r
+                .depends_on
+                .iter()
+                .all(|d| out.ready.contains(&d.as_str().to_ascii_lowercase()));
+            if deps_ready && !locks_held.contains(&lock) {
+                locks_held.insert(lock.clone());
+                waiting.remove(i);
+                let known = known.lookup(r);
+                active.push(async move {
+                    let (s, _) = step(arm, r, mode, inline_wait, known).await;
+                    (r, lock, s)
+                });
+            } else {
+                i += 1;
             }
         }
+        let Some((r, lock, s)) = active.next().await else {
+            break;
+        };
+        locks_held.remove(&lock);
+        out.record(r, s);
+    }
+    for r in waiting {
+        let missing: Vec<&str> = r
+            .depends_on
+            .iter()
+            .filter(|d| !out.ready.contains(&d.as_str().to_ascii_lowercase()))
+            .map(|d| d.name())
+            .collect();
+        out.problem(
+            r.component,
+            format!("{} waits for {}", r.id.name(), missing.join(", ")),
+        );
     }
     out
 }
@@ -308,15 +350,46 @@ pub async fn tear_down(
 pub enum Freshness {
     /// The plan and the group listing are as they were at the last full check: nothing to do.
     Verified,
-    /// A full pass is due; the fingerprint to record if it converges (taken before the pass, so
-    /// a change made during the pass shows up at the next resync), and the listing's
-    /// `changedTime` per resource of the graph.
-    Stale(Option<String>, Changed),
+    /// A full pass is due. The listing taken before it (`None` when it could not be read: then
+    /// every resource is read), whose fingerprint is recorded if the pass converges without
+    /// writing — a change made during the pass then shows up at the next resync.
+    Stale(Option<Listing>),
 }
 
 /// Lower-case resource id → the `changedTime` that covers it in its group's listing (its own,
 /// or that of the tracked ancestor a proxy child rolls up to).
 pub type Changed = BTreeMap<String, String>;
+
+/// What the listings of a graph's resource groups say about it.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Hash of the graph and of the `changedTime` of everything listed that it covers.
+    pub fingerprint: String,
+    /// Per resource of the graph.
+    pub changed: Changed,
+    /// Per listed (tracked) resource the graph covers or requires: its own `changedTime`.
+    pub tracked: Changed,
+    /// The groups listed (lower-case ids): what is not in `tracked` is not in them.
+    pub groups: BTreeSet<String>,
+}
+
+impl Listing {
+    /// Whether every listed resource that moved between `self` and `later` is one of `touched`
+    /// (or an ancestor of one: a child's write moves its tracked parent): then the difference
+    /// is this operator's own doing.
+    pub fn moved_only_by(&self, later: &Listing, touched: &BTreeSet<String>) -> bool {
+        let ours = |id: &str| {
+            touched.iter().any(|w| {
+                w.strip_prefix(id)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+        };
+        later
+            .tracked
+            .iter()
+            .all(|(id, t)| self.tracked.get(id) == Some(t) || ours(id))
+    }
+}
 
 /// Kinds whose live body the reconcilers read for status (addresses, aliases, subnets, routes):
 /// kept by `Known`; for the rest, knowing they matched is enough.
@@ -336,23 +409,56 @@ const BODY_KEPT: [ResourceKind; 8] = [
 /// Kept only while the object converges.
 #[derive(Debug, Default, Clone)]
 pub struct Known {
-    changed: Changed,
+    listing: Listing,
+    /// `changedTime` at which each resource matched; empty for one this operator wrote and saw
+    /// match, whose write the next listing shows.
     matched: BTreeMap<String, (String, Option<String>)>,
 }
 
 impl Known {
-    /// What `previous` passes learned, valid against the listing `changed` taken now.
-    pub fn new(previous: Option<Known>, changed: Changed) -> Known {
-        Known {
-            matched: previous.map(|p| p.matched).unwrap_or_default(),
-            changed,
+    /// What `previous` passes learned, valid against `listing` taken now. A resource written
+    /// at the last pass takes the `changedTime` this listing shows: the write was the last
+    /// change this operator knows of. (Another writer in the moment between our write and
+    /// this listing would go unseen until the periodic full check.)
+    pub fn new(previous: Option<Known>, listing: Listing) -> Known {
+        let mut matched = previous.map(|p| p.matched).unwrap_or_default();
+        for (id, (then, _)) in &mut matched {
+            if then.is_empty() {
+                if let Some(now) = listing.changed.get(id) {
+                    then.clone_from(now);
+                }
+            }
         }
+        Known { listing, matched }
+    }
+
+    /// What the listing says of `id`'s existence: `Some(true)` when it is listed, `Some(false)`
+    /// when its group was listed without it or without the tracked resource it belongs to,
+    /// `None` when only a read can tell (a proxy child of a listed resource, an unlisted group).
+    fn exists(&self, id: &crate::plan::ArmId) -> Option<bool> {
+        let group = key_of(&format!(
+            "/subscriptions/{}/resourcegroups/{}",
+            id.subscription(),
+            id.resource_group_name()
+        ));
+        if !self.listing.groups.contains(&group) {
+            return None;
+        }
+        let mut current = Some(id.clone());
+        while let Some(c) = current {
+            if self.listing.tracked.contains_key(&key_of(c.as_str())) {
+                // Listed itself, or only an ancestor (then a read tells).
+                return (c == *id).then_some(true);
+            }
+            current = c.parent();
+        }
+        Some(false)
     }
 
     /// `Some(body)` when `r` matched at a `changedTime` the listing still shows.
     fn lookup(&self, r: &DesiredResource) -> Option<Option<Value>> {
         let id = key(r);
-        let now = self.changed.get(&id).filter(|t| !t.is_empty())?;
+        let now = self.listing.changed.get(&id).filter(|t| !t.is_empty())?;
         let (then, body) = self.matched.get(&id)?;
         if then != now {
             return None;
@@ -360,18 +466,27 @@ impl Known {
         Some(body.as_deref().and_then(|b| serde_json::from_str(b).ok()))
     }
 
-    /// Learns from a pass: what is ready matched at the `changedTime` listed before it. (A
-    /// resource written during the pass has a later one, so it is read again next time.)
+    /// Learns from a pass: what is ready matched at the `changedTime` listed before it, or —
+    /// written by this pass — at the one the next listing shows.
     pub fn learn(&mut self, graph: &DesiredGraph, pass: &Convergence) {
         for r in &graph.resources {
             let id = key(r);
-            match (pass.ready.contains(&id), self.changed.get(&id)) {
-                (true, Some(t)) if !t.is_empty() => {
+            let at = if pass.written.contains(&id) {
+                Some(String::new())
+            } else {
+                self.listing
+                    .changed
+                    .get(&id)
+                    .filter(|t| !t.is_empty())
+                    .cloned()
+            };
+            match (pass.ready.contains(&id), at) {
+                (true, Some(t)) => {
                     let body = BODY_KEPT
                         .contains(&r.kind)
                         .then(|| pass.live.get(&id).map(Value::to_string))
                         .flatten();
-                    self.matched.insert(id, (t.clone(), body));
+                    self.matched.insert(id, (t, body));
                 }
                 _ => {
                     self.matched.remove(&id);
@@ -404,41 +519,34 @@ fn graph_hash(graph: &DesiredGraph) -> u64 {
     })
 }
 
-/// The fingerprint of `graph` in Azure: the graph's hash and the `changedTime` of each of its
-/// resources (or of the tracked ancestor a proxy child rolls up to) in the listing of their
-/// resource groups — one read per group, usually one per object.
-/// A listing up to `max_age` old may be reused (see `ArmClient::list_group_recent`).
-pub async fn fingerprint(
-    arm: &ArmClient,
-    graph: &DesiredGraph,
-    max_age: Duration,
-) -> Result<String, AzureError> {
-    listed(arm, graph, max_age).await.map(|(f, _)| f)
-}
-
-/// The fingerprint, and the `changedTime` covering each resource of the graph.
+/// What the listings of the resource groups of `graph` say about it: the fingerprint (the
+/// graph's hash and the `changedTime` of each of its resources, or of the tracked ancestor a
+/// proxy child rolls up to) and the `changedTime`s — one read per group, usually one per
+/// object. A listing up to `max_age` old may be reused (see `ArmClient::list_group_recent`).
 pub async fn listed(
     arm: &ArmClient,
     graph: &DesiredGraph,
     max_age: Duration,
-) -> Result<(String, Changed), AzureError> {
+) -> Result<Listing, AzureError> {
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     let mut groups: BTreeSet<(String, String)> = BTreeSet::new();
-    for r in &graph.resources {
+    let covered = graph.resources.iter().map(|r| &r.id);
+    for id in covered.chain(&graph.requires) {
         groups.insert((
-            r.id.subscription().to_ascii_lowercase(),
-            r.id.resource_group_name().to_ascii_lowercase(),
+            id.subscription().to_ascii_lowercase(),
+            id.resource_group_name().to_ascii_lowercase(),
         ));
-        let mut id = Some(r.id.clone());
-        while let Some(current) = id {
-            wanted.insert(key_of(current.as_str()));
-            id = current.parent();
+        let mut current = Some(id.clone());
+        while let Some(c) = current {
+            wanted.insert(key_of(c.as_str()));
+            current = c.parent();
         }
     }
     let mut hash = graph_hash(graph);
-    let mut by_id: Changed = BTreeMap::new();
+    let mut tracked: Changed = BTreeMap::new();
+    let mut listed_groups = BTreeSet::new();
     for (subscription, group) in groups {
-        let mut listed: Vec<(String, String)> = arm
+        let mut found: Vec<(String, String)> = arm
             .list_group_recent(&subscription, &group, max_age)
             .await?
             .into_iter()
@@ -448,25 +556,33 @@ pub async fn listed(
                 wanted.contains(&id).then_some((id, changed))
             })
             .collect();
-        listed.sort();
+        found.sort();
+        listed_groups.insert(format!(
+            "/subscriptions/{subscription}/resourcegroups/{group}"
+        ));
         hash = fnv1a64(hash, &group);
-        for (id, changed) in listed {
+        for (id, changed) in found {
             hash = fnv1a64(fnv1a64(hash, &id), &changed);
-            by_id.insert(id, changed);
+            tracked.insert(id, changed);
         }
     }
     let mut changed = Changed::new();
     for r in &graph.resources {
         let mut id = Some(r.id.clone());
         while let Some(current) = id {
-            if let Some(t) = by_id.get(&key_of(current.as_str())) {
+            if let Some(t) = tracked.get(&key_of(current.as_str())) {
                 changed.insert(key(r), t.clone());
                 break;
             }
             id = current.parent();
         }
     }
-    Ok((format!("{hash:016x}"), changed))
+    Ok(Listing {
+        fingerprint: format!("{hash:016x}"),
+        changed,
+        tracked,
+        groups: listed_groups,
+    })
 }
 
 fn key_of(id: &str) -> String {
@@ -484,10 +600,10 @@ pub async fn freshness(
     max_age: Duration,
     listing_age: Duration,
 ) -> Freshness {
-    let (current, changed) = match listed(arm, graph, listing_age).await {
+    let listing = match listed(arm, graph, listing_age).await {
         Ok(found) => found,
         // Without a listing, read every resource: correctness before thrift.
-        Err(_) => return Freshness::Stale(None, Changed::new()),
+        Err(_) => return Freshness::Stale(None),
     };
     let young = recorded
         .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v.at).ok())
@@ -496,7 +612,7 @@ pub async fn freshness(
             age.to_std().is_ok_and(|age| age < max_age)
         });
     match recorded {
-        Some(v) if settled && young && v.fingerprint == current => Freshness::Verified,
-        _ => Freshness::Stale(Some(current), changed),
+        Some(v) if settled && young && v.fingerprint == listing.fingerprint => Freshness::Verified,
+        _ => Freshness::Stale(Some(listing)),
     }
 }

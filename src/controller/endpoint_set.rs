@@ -11,13 +11,10 @@ use serde_json::{json, Value};
 
 use super::conditions::{merge, ready, Verdict};
 use super::converge::{tear_down, Freshness, Mode};
-use super::{
-    next_look, persist, verification, write_status, Context, Error, Result, Settled, FIELD_MANAGER,
-};
+use super::{next_look, persist, write_status, Context, Error, Result, Settled, FIELD_MANAGER};
 use crate::api::HasConditions;
 use crate::api::{
-    DeletionPolicy, EndpointStatus, GlobalPlane, PrivateEndpointSet, PrivateEndpointSetStatus,
-    Stamp,
+    DeletionPolicy, EndpointStatus, PrivateEndpointSet, PrivateEndpointSetStatus, Stamp,
 };
 use crate::plan::bundle::{operations_endpoint_host, stamp_endpoint_host};
 use crate::plan::endpoints::zones_needed;
@@ -49,13 +46,10 @@ async fn host(
     ctx: &Context,
     set: &PrivateEndpointSet,
     ns: &str,
-) -> Result<std::result::Result<(EndpointHost, Option<Stamp>), Verdict>> {
+) -> Result<std::result::Result<(EndpointHost, Option<Arc<Stamp>>), Verdict>> {
     let target = &set.spec.target;
     if let Some(stamp_ref) = &target.stamp_ref {
-        let Some(stamp) = Api::<Stamp>::namespaced(ctx.kube.clone(), ns)
-            .get_opt(&stamp_ref.name)
-            .await?
-        else {
+        let Some(stamp) = ctx.stamp(ns, &stamp_ref.name).await? else {
             return Ok(Err(Verdict::not(
                 "Endpoints",
                 "StampNotFound",
@@ -92,10 +86,7 @@ async fn host(
             "set exactly one of stampRef or operationsNetwork",
         )));
     };
-    let Some(global) = Api::<GlobalPlane>::all(ctx.kube.clone())
-        .get_opt(&ops.global_plane_ref.name)
-        .await?
-    else {
+    let Some(global) = ctx.global(&ops.global_plane_ref.name).await? else {
         return Ok(Err(Verdict::not(
             "Endpoints",
             "GlobalPlaneNotFound",
@@ -191,7 +182,7 @@ async fn adopt(ctx: &Context, set: &PrivateEndpointSet, stamp: &Stamp, ns: &str)
 async fn plan_for(
     ctx: &Context,
     set: &PrivateEndpointSet,
-) -> Result<std::result::Result<(EndpointSetPlan, Option<Stamp>), Verdict>> {
+) -> Result<std::result::Result<(EndpointSetPlan, Option<Arc<Stamp>>), Verdict>> {
     let ns = set
         .namespace()
         .ok_or(Error::MissingObjectKey("namespace"))?;
@@ -249,17 +240,11 @@ async fn apply(
         .freshness(&plan.graph, Settled::of(generation, &previous))
         .await;
     if matches!(freshness, Freshness::Verified) {
-        return Ok(next_look(&ctx.settings, true, &slot(set, stamp.as_ref())));
+        return Ok(next_look(&ctx.settings, true, &slot(set, stamp.as_deref())));
     }
     let mode = Mode::of(set.spec.paused, set.spec.management_policy);
     let conv = ctx
-        .converge(
-            &super::backoff_key(set),
-            &plan.graph,
-            &previous.in_flight,
-            mode,
-            &freshness,
-        )
+        .converge(set, &plan.graph, &previous.in_flight, mode, &freshness)
         .await;
     let endpoints: Vec<EndpointStatus> = plan
         .endpoints
@@ -320,7 +305,9 @@ async fn apply(
         endpoints_ready: Some(format!("{ready_count}/{}", endpoints.len())),
         endpoints,
         in_flight: persist(&conv.in_flight),
-        verified: verification(converged, freshness),
+        verified: ctx
+            .verification(&plan.graph, converged, &conv, freshness)
+            .await,
     };
     write_status(api, set, &status).await?;
     if converged && !previous.is_ready() {
@@ -329,7 +316,7 @@ async fn apply(
     Ok(next_look(
         &ctx.settings,
         converged,
-        &slot(set, stamp.as_ref()),
+        &slot(set, stamp.as_deref()),
     ))
 }
 

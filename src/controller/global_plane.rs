@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::conditions::{merge, ready, Verdict};
 use super::converge::{tear_down, Freshness, Mode};
-use super::{next_look, persist, verification, write_status, Context, Error, Result, Settled};
+use super::{next_look, persist, write_status, Context, Error, Result, Settled};
 use crate::api::{
     DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, OperationsNetworkStatus, Stamp,
     StampOriginStatus,
@@ -138,13 +138,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     }
     let mode = Mode::of(global.spec.paused, global.spec.management_policy);
     let conv = ctx
-        .converge(
-            &super::backoff_key(global),
-            &plan.graph,
-            &previous.in_flight,
-            mode,
-            &freshness,
-        )
+        .converge(global, &plan.graph, &previous.in_flight, mode, &freshness)
         .await;
     let components = vec![
         conv.verdict(
@@ -205,7 +199,9 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
             })
             .collect(),
         in_flight: persist(&conv.in_flight),
-        verified: verification(converged, freshness),
+        verified: ctx
+            .verification(&plan.graph, converged, &conv, freshness)
+            .await,
     };
     let was_ready = previous.is_ready();
     write_status(api, global, &status).await?;

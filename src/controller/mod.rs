@@ -11,6 +11,7 @@ pub mod leader;
 pub mod metrics;
 pub mod serve;
 pub mod stamp;
+pub mod wakeups;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +19,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::Controller;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -63,7 +65,7 @@ impl Default for Settings {
         Settings {
             resync: Duration::from_secs(300),
             poll: Duration::from_secs(10),
-            inline_wait: Duration::from_secs(20),
+            inline_wait: Duration::from_secs(5),
             full_check: Duration::from_secs(3600),
             drain: Duration::from_secs(30),
             concurrency: 16,
@@ -91,6 +93,8 @@ pub struct Context {
     /// stamps and sets they relate to from memory instead of listing them from the API server
     /// every time (which would cost O(objects) per reconcile).
     pub caches: std::sync::OnceLock<Caches>,
+    /// Reconciles objects again when an operation they started ends.
+    pub wakeups: wakeups::Wakeups,
 }
 
 /// The watch caches of the kinds the reconcilers look across.
@@ -99,6 +103,8 @@ pub struct Caches {
     pub stamps: kube::runtime::reflector::Store<Stamp>,
     /// Every PrivateEndpointSet.
     pub sets: kube::runtime::reflector::Store<PrivateEndpointSet>,
+    /// Every GlobalPlane.
+    pub globals: kube::runtime::reflector::Store<GlobalPlane>,
 }
 
 impl Context {
@@ -114,6 +120,26 @@ impl Context {
             .await
             .map_err(|_| Error::NotStarted)?;
         Ok(store.state())
+    }
+
+    /// The Stamp `namespace/name`, from the watch cache.
+    pub async fn stamp(&self, namespace: &str, name: &str) -> Result<Option<Arc<Stamp>>> {
+        let store = &self.caches()?.stamps;
+        store
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotStarted)?;
+        Ok(store.get(&ObjectRef::new(name).within(namespace)))
+    }
+
+    /// The GlobalPlane `name`, from the watch cache.
+    pub async fn global(&self, name: &str) -> Result<Option<Arc<GlobalPlane>>> {
+        let store = &self.caches()?.globals;
+        store
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotStarted)?;
+        Ok(store.get(&ObjectRef::new(name)))
     }
 
     /// The PrivateEndpointSets (those being deleted too) of `namespace`, or of all.
@@ -132,57 +158,95 @@ impl Context {
 }
 
 /// Runs the three controllers until the process is stopped.
+///
+/// What triggers a reconcile: a change of an object's spec or finalizers (not of its status,
+/// which only this operator writes: reconciling after every status write would double the
+/// passes), the end of an Azure operation it started (`wakeups`), its requeue, and a change of
+/// the objects it reads — a stamp's sets' specs (their DNS zones are the stamp's), a set's stamp
+/// (its subnet and zones), and a GlobalPlane's stamps (their origins are in its status).
 pub async fn run(ctx: Arc<Context>) {
     let client = ctx.kube.clone();
-    // A short debounce folds the bursts of events one change causes (a set's status, then the
-    // stamp's) into one reconcile.
+    // A short debounce folds the bursts of events one change causes (a stamp's status, then
+    // its sets' triggers) into one reconcile, without delaying the next wave of a stamp much.
     let config = || {
         kube::runtime::controller::Config::default()
             .concurrency(ctx.settings.concurrency)
-            .debounce(Duration::from_millis(200))
+            .debounce(Duration::from_millis(20))
     };
     let (stamp_store, stamp_stream) = trimmed_watch(Api::<Stamp>::all(client.clone()));
     let (set_store, set_stream) = trimmed_watch(Api::<PrivateEndpointSet>::all(client.clone()));
+    let (global_store, global_stream) = trimmed_watch(Api::<GlobalPlane>::all(client.clone()));
     let _ = ctx.caches.set(Caches {
         stamps: stamp_store.clone(),
         sets: set_store.clone(),
+        globals: global_store.clone(),
     });
+    let set_specs = watcher(
+        Api::<PrivateEndpointSet>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .touched_objects()
+    .predicate_filter(spec_or_finalizers, Default::default());
     let stamps = Controller::for_stream(stamp_stream, stamp_store)
         .with_config(config())
-        .watches(
-            Api::<PrivateEndpointSet>::all(client.clone()),
-            watcher::Config::default(),
-            |set| {
-                let ns = set.namespace()?;
-                set.spec
-                    .target
-                    .stamp_ref
-                    .as_ref()
-                    .map(|s| kube::runtime::reflector::ObjectRef::new(&s.name).within(&ns))
-            },
-        )
+        .watches_stream(set_specs, |set| {
+            let ns = set.namespace()?;
+            set.spec
+                .target
+                .stamp_ref
+                .as_ref()
+                .map(|s| ObjectRef::new(&s.name).within(&ns))
+        })
+        .reconcile_on(ctx.wakeups.stream::<Stamp>())
         .run(stamp::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
+    let sets_of_stamp = set_store.clone();
     let sets = Controller::for_stream(set_stream, set_store)
         .with_config(config())
+        .watches(
+            Api::<Stamp>::all(client.clone()),
+            watcher::Config::default(),
+            move |stamp| {
+                let (ns, name) = (stamp.namespace(), stamp.name_any());
+                sets_of_stamp
+                    .state()
+                    .into_iter()
+                    .filter(|s| {
+                        s.metadata.namespace == ns
+                            && s.spec
+                                .target
+                                .stamp_ref
+                                .as_ref()
+                                .is_some_and(|r| r.name == name)
+                    })
+                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .reconcile_on(ctx.wakeups.stream::<PrivateEndpointSet>())
         .run(endpoint_set::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
-    let (global_store, global_stream) = trimmed_watch(Api::<GlobalPlane>::all(client.clone()));
     let globals = Controller::for_stream(global_stream, global_store)
         .with_config(config())
         // A stamp coming, going or changing its origin changes what the GlobalPlane reports.
         .watches(
             Api::<Stamp>::all(client.clone()),
             watcher::Config::default(),
-            |stamp| {
-                Some(kube::runtime::reflector::ObjectRef::new(
-                    &stamp.spec.global_plane_ref.name,
-                ))
-            },
+            |stamp| Some(ObjectRef::new(&stamp.spec.global_plane_ref.name)),
         )
+        .reconcile_on(ctx.wakeups.stream::<GlobalPlane>())
         .run(global_plane::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
     futures::join!(stamps, sets, globals);
+}
+
+/// What a change must touch to trigger a reconcile: the spec (`metadata.generation`, which the
+/// API server also bumps when deletion starts) or the finalizers.
+fn spec_or_finalizers<K: Resource>(obj: &K) -> Option<u64> {
+    use kube::runtime::{predicates, Predicate};
+    predicates::generation
+        .combine(predicates::finalizers)
+        .hash_property(obj)
 }
 
 /// A watch of `api` feeding a cache without what the reconcilers never read: managed fields and
@@ -203,7 +267,6 @@ where
         + Sync
         + 'static,
 {
-    use kube::runtime::WatchStreamExt;
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
@@ -214,7 +277,8 @@ where
             }
         })
         .reflect(writer)
-        .applied_objects();
+        .applied_objects()
+        .predicate_filter(spec_or_finalizers, Default::default());
     (reader, stream)
 }
 
@@ -282,10 +346,22 @@ impl Backoff {
 }
 
 /// Writes `status` with server-side apply (one field manager, forced: the operator owns status).
+/// Nothing is sent when the object already carries this status (a resync that finds nothing
+/// new costs the API server nothing).
 pub async fn write_status<K>(api: &Api<K>, obj: &K, status: &impl serde::Serialize) -> Result<()>
 where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
 {
+    let current = serde_json::to_value(obj)
+        .ok()
+        .and_then(|mut o| o.get_mut("status").map(serde_json::Value::take));
+    if current.is_some() && current == serde_json::to_value(status).ok() {
+        return Ok(());
+    }
     let name = obj
         .meta()
         .name
@@ -324,55 +400,91 @@ where
     use kube::runtime::finalizer::{finalizer, Event};
     let timer = ctx.metrics.start(controller);
     let key = backoff_key(obj.as_ref());
-    let adding = obj.meta().deletion_timestamp.is_none()
-        && !obj
-            .meta()
-            .finalizers
-            .as_ref()
-            .is_some_and(|f| f.iter().any(|f| f == FINALIZER));
-    let result = finalizer(api, FINALIZER, obj, |event| async move {
-        match event {
-            Event::Apply(obj) => apply(obj).await,
-            Event::Cleanup(obj) => cleanup(obj).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let result = async {
+        let obj = if obj.meta().deletion_timestamp.is_none() && !has_finalizer(obj.as_ref()) {
+            add_finalizer(api, obj).await?
+        } else {
+            obj
+        };
+        finalizer(api, FINALIZER, obj, |event| async move {
+            match event {
+                Event::Apply(obj) => apply(obj).await,
+                Event::Cleanup(obj) => cleanup(obj).await,
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)))
+    }
+    .await;
     timer.finish(&result);
     if result.is_ok() {
         ctx.backoff.succeeded(&key);
     }
-    // The helper only adds the finalizer and waits for the watch to bring the change back. A
-    // bench run with 1000 stamps saw that trigger lost for a few objects under load, which then
-    // never got a status; look again soon in any case.
-    if adding && result.is_ok() {
-        return Ok(Action::requeue(ctx.settings.poll));
-    }
     result
 }
 
+fn has_finalizer<K: Resource>(obj: &K) -> bool {
+    obj.meta()
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
+}
+
+/// Adds the cleanup finalizer and returns the object carrying it, so the same reconcile goes
+/// on to apply. (Left to the finalizer helper, the add ends the reconcile and the next one
+/// waits for the watch to bring the change back; a reconcile started from the cache before
+/// then would try to add it again and be refused.) The cache may not show an add made by an
+/// earlier reconcile yet, so the API server is asked first; the patch carries the
+/// resourceVersion read, so a concurrent change makes it fail instead of dropping a finalizer.
+async fn add_finalizer<K>(api: &Api<K>, obj: Arc<K>) -> Result<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingObjectKey("name"))?;
+    let fresh = api.get(&name).await?;
+    if has_finalizer(&fresh) || fresh.meta().deletion_timestamp.is_some() {
+        return Ok(Arc::new(fresh));
+    }
+    let mut finalizers = fresh.meta().finalizers.clone().unwrap_or_default();
+    finalizers.push(FINALIZER.to_string());
+    let patch = json!({ "metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": fresh.meta().resource_version,
+    }});
+    let patched = api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(Arc::new(patched))
+}
+
 impl Context {
-    /// One convergence pass over `graph` for the object `key`, resuming the operations
+    /// One convergence pass over `graph` for `obj`, resuming the operations
     /// `in_flight` in status and skipping the reads the last passes and the listing `freshness`
     /// saw made unnecessary. What it learns is kept until the object converges.
-    pub async fn converge(
+    pub async fn converge<K: Resource<DynamicType = ()>>(
         &self,
-        key: &str,
+        obj: &K,
         graph: &crate::plan::DesiredGraph,
         in_flight: &[InFlightOperation],
         mode: converge::Mode,
         freshness: &converge::Freshness,
     ) -> converge::Convergence {
-        let changed = match freshness {
-            converge::Freshness::Stale(_, changed) => changed.clone(),
-            converge::Freshness::Verified => Default::default(),
+        let listing = match freshness {
+            converge::Freshness::Stale(Some(listing)) => listing.clone(),
+            _ => Default::default(),
         };
+        let key = &backoff_key(obj);
         let previous = self.known().remove(key);
-        let mut known = converge::Known::new(previous, changed);
+        let mut known = converge::Known::new(previous, listing);
         let pass = converge::converge(
             &self.arm,
             graph,
             &resume(in_flight),
+            |op| self.wakeups.is_watching(op),
             mode,
             self.settings.inline_wait,
             &known,
@@ -382,6 +494,7 @@ impl Context {
             known.learn(graph, &pass);
             self.known().insert(key.to_string(), known);
         }
+        self.wakeups.after(&self.arm, obj, &pass.in_flight);
         pass
     }
 
@@ -480,19 +593,40 @@ impl<'a> Settled<'a> {
     }
 }
 
-/// The check to record after a pass: only a converged pass with a fingerprint earns one.
-pub fn verification(
-    converged: bool,
-    freshness: converge::Freshness,
-) -> Option<crate::api::Verification> {
-    match freshness {
-        converge::Freshness::Stale(Some(fingerprint), _) if converged => {
-            Some(crate::api::Verification {
-                fingerprint,
-                at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            })
+impl Context {
+    /// The check to record after a pass: only a converged pass with a listing earns one. The
+    /// listing taken before the pass describes what it saw when this operator moved nothing;
+    /// when the pass wrote, or saw an operation of an earlier pass end, the group is listed
+    /// again, and that listing is recorded if everything that moved is something this operator
+    /// wrote — so the next resync does not read the whole stamp again only to find our own
+    /// writes. (Another writer touching one of those resources in the moment between our write
+    /// and this listing goes unseen until the periodic full check.) Otherwise the first is
+    /// recorded, and the next resync reads everything.
+    pub async fn verification(
+        &self,
+        graph: &crate::plan::DesiredGraph,
+        converged: bool,
+        pass: &converge::Convergence,
+        freshness: converge::Freshness,
+    ) -> Option<crate::api::Verification> {
+        let converge::Freshness::Stale(Some(before)) = freshness else {
+            return None;
+        };
+        if !converged {
+            return None;
         }
-        _ => None,
+        let mut fingerprint = before.fingerprint.clone();
+        if !pass.touched.is_empty() {
+            if let Ok(after) = converge::listed(&self.arm, graph, Duration::ZERO).await {
+                if before.moved_only_by(&after, &pass.touched) {
+                    fingerprint = after.fingerprint;
+                }
+            }
+        }
+        Some(crate::api::Verification {
+            fingerprint,
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::conditions::{merge, ready, Verdict};
 use super::converge::{tear_down, Convergence, Freshness, Mode};
-use super::{next_look, persist, verification, write_status, Context, Error, Result, Settled};
+use super::{next_look, persist, write_status, Context, Error, Result, Settled};
 use crate::api::{
     ApprovalMode, DeletionPolicy, GlobalPlane, HasConditions, PlannedSubnet, PrivateLinkConnection,
     Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
@@ -67,15 +67,12 @@ async fn zones(ctx: &Context, ns: &str, name: &str, region: &str) -> Result<BTre
 pub async fn plan_for(
     ctx: &Context,
     stamp: &Stamp,
-) -> Result<std::result::Result<(StampPlan, GlobalPlane), Verdict>> {
+) -> Result<std::result::Result<(StampPlan, Arc<GlobalPlane>), Verdict>> {
     let ns = stamp
         .namespace()
         .ok_or(Error::MissingObjectKey("namespace"))?;
     let name = stamp.name_any();
-    let Some(global) = Api::<GlobalPlane>::all(ctx.kube.clone())
-        .get_opt(&stamp.spec.global_plane_ref.name)
-        .await?
-    else {
+    let Some(global) = ctx.global(&stamp.spec.global_plane_ref.name).await? else {
         return Ok(Err(Verdict::not(
             "AddressPlan",
             "GlobalPlaneNotFound",
@@ -329,13 +326,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
     }
     let mode = Mode::of(stamp.spec.paused, stamp.spec.management_policy);
     let conv = ctx
-        .converge(
-            &super::backoff_key(stamp),
-            &plan.graph,
-            &previous.in_flight,
-            mode,
-            &freshness,
-        )
+        .converge(stamp, &plan.graph, &previous.in_flight, mode, &freshness)
         .await;
     for repaired in &conv.repaired {
         super::announce(
@@ -416,7 +407,9 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         private_link_connection: connection,
         draining_since: None,
         in_flight: persist(&conv.in_flight),
-        verified: verification(converged, freshness),
+        verified: ctx
+            .verification(&plan.graph, converged, &conv, freshness)
+            .await,
     };
     let was_ready = previous.is_ready();
     write_status(api, stamp, &status).await?;

@@ -471,6 +471,13 @@ fn retry_after(d: Duration) -> String {
     d.as_secs().min(60).to_string()
 }
 
+/// The same in milliseconds (`retry-after-ms`, which Azure SDKs read before `Retry-After`):
+/// with latencies sped up, whole seconds would round most operations down to "poll now".
+fn retry_after_ms(d: Duration) -> String {
+    // Rounded up: "0" would mean "poll now" while the operation is still running.
+    d.as_micros().div_ceil(1000).min(60_000).to_string()
+}
+
 fn put(
     world: &mut World,
     p: &ResourcePath,
@@ -580,6 +587,7 @@ fn put(
             Reply::json(status, body)
                 .header("Azure-AsyncOperation", status_url)
                 .header("Retry-After", retry_after(duration))
+                .header("retry-after-ms", retry_after_ms(duration))
         }
         WriteStyle::Accepted => {
             let (op, duration) = start_operation(world, p, OperationKind::Put, failure);
@@ -588,6 +596,7 @@ fn put(
                 .header("Azure-AsyncOperation", status_url)
                 .header("Location", result_url)
                 .header("Retry-After", retry_after(duration))
+                .header("retry-after-ms", retry_after_ms(duration))
         }
     }
 }
@@ -658,7 +667,8 @@ fn delete(world: &mut World, p: &ResourcePath, base: &str, api_version: &str) ->
     let (status_url, result_url) = operation_urls(base, p, &location, &op, api_version);
     let reply = Reply::empty(202)
         .header("Location", result_url)
-        .header("Retry-After", retry_after(duration));
+        .header("Retry-After", retry_after(duration))
+        .header("retry-after-ms", retry_after_ms(duration));
     if is_group {
         reply
     } else {
@@ -680,10 +690,13 @@ fn poll(world: &mut World, id: &str, result: bool) -> Reply {
         let remaining = (op.started + op.duration).saturating_duration_since(now);
         if result {
             // The Location URL answers 202 until the operation is over (as private DNS does).
-            return Reply::empty(202).header("Retry-After", retry_after(remaining));
+            return Reply::empty(202)
+                .header("Retry-After", retry_after(remaining))
+                .header("retry-after-ms", retry_after_ms(remaining));
         }
         return Reply::json(200, json!({ "status": "InProgress" }))
-            .header("Retry-After", retry_after(remaining));
+            .header("Retry-After", retry_after(remaining))
+            .header("retry-after-ms", retry_after_ms(remaining));
     }
     match (&op.failure, result) {
         (Some(e), false) => Reply::json(

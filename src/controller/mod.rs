@@ -107,6 +107,25 @@ pub struct Caches {
     pub globals: kube::runtime::reflector::Store<GlobalPlane>,
 }
 
+/// Waits until `store` holds its first full listing.
+///
+/// `Store::wait_until_ready` wakes only one of several tasks waiting at once (it rests on a
+/// oneshot receiver, which keeps the last waker): with objects already present at start-up,
+/// reconciles of one kind waiting for another kind's cache could sleep for ever. Asking again
+/// every few milliseconds polls it anew; once ready, it answers at once.
+async fn listed_once<K>(store: &kube::runtime::reflector::Store<K>) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready()).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(_)) => return Err(Error::NotStarted),
+            Err(_) => {}
+        }
+    }
+}
+
 impl Context {
     fn caches(&self) -> Result<&Caches> {
         self.caches.get().ok_or(Error::NotStarted)
@@ -115,40 +134,28 @@ impl Context {
     /// Every Stamp (those being deleted too), from the watch cache once it has listed them.
     pub async fn stamps(&self) -> Result<Vec<Arc<Stamp>>> {
         let store = &self.caches()?.stamps;
-        store
-            .wait_until_ready()
-            .await
-            .map_err(|_| Error::NotStarted)?;
+        listed_once(store).await?;
         Ok(store.state())
     }
 
     /// The Stamp `namespace/name`, from the watch cache.
     pub async fn stamp(&self, namespace: &str, name: &str) -> Result<Option<Arc<Stamp>>> {
         let store = &self.caches()?.stamps;
-        store
-            .wait_until_ready()
-            .await
-            .map_err(|_| Error::NotStarted)?;
+        listed_once(store).await?;
         Ok(store.get(&ObjectRef::new(name).within(namespace)))
     }
 
     /// The GlobalPlane `name`, from the watch cache.
     pub async fn global(&self, name: &str) -> Result<Option<Arc<GlobalPlane>>> {
         let store = &self.caches()?.globals;
-        store
-            .wait_until_ready()
-            .await
-            .map_err(|_| Error::NotStarted)?;
+        listed_once(store).await?;
         Ok(store.get(&ObjectRef::new(name)))
     }
 
     /// The PrivateEndpointSets (those being deleted too) of `namespace`, or of all.
     pub async fn sets(&self, namespace: Option<&str>) -> Result<Vec<Arc<PrivateEndpointSet>>> {
         let store = &self.caches()?.sets;
-        store
-            .wait_until_ready()
-            .await
-            .map_err(|_| Error::NotStarted)?;
+        listed_once(store).await?;
         Ok(store
             .state()
             .into_iter()
@@ -786,6 +793,35 @@ pub fn recorder(client: Client) -> kube::runtime::events::Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How many of four tasks waiting at once with `wait` go on once the cache is listed.
+    async fn woken_waiters(
+        wait: fn(kube::runtime::reflector::Store<Stamp>) -> tokio::task::JoinHandle<()>,
+    ) -> usize {
+        let (reader, mut writer) = kube::runtime::reflector::store::<Stamp>();
+        let waiters: Vec<_> = (0..4).map(|_| wait(reader.clone())).collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let mut woken = 0;
+        for waiter in waiters {
+            if tokio::time::timeout(Duration::from_secs(1), waiter)
+                .await
+                .is_ok()
+            {
+                woken += 1;
+            }
+        }
+        woken
+    }
+
+    #[tokio::test]
+    async fn every_reconcile_waiting_for_a_cache_goes_on_once_it_is_listed() {
+        // (kube 5.0's `Store::wait_until_ready` alone lets one of the four through here.)
+        let woken =
+            woken_waiters(|r| tokio::spawn(async move { listed_once(&r).await.unwrap() })).await;
+        assert_eq!(woken, 4);
+    }
 
     #[test]
     fn backoff_doubles_from_the_error_s_pace_up_to_the_cap_and_resets() {

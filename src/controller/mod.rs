@@ -166,9 +166,9 @@ impl Context {
 
 /// Runs the three controllers until the process is stopped.
 ///
-/// What triggers a reconcile: a change of an object's spec or finalizers (not of its status,
-/// which only this operator writes: reconciling after every status write would double the
-/// passes), the end of an Azure operation it started (`wakeups`), its requeue, and a change of
+/// What triggers a reconcile: a change of an object's spec, finalizers or annotations (not of
+/// its status, which only this operator writes: reconciling after every status write would
+/// double the passes), the end of an Azure operation it started (`wakeups`), its requeue, and a change of
 /// the objects it reads — a stamp's sets' specs (their DNS zones are the stamp's), a set's stamp
 /// (its subnet and zones), and a GlobalPlane's stamps (their origins are in its status).
 pub async fn run(ctx: Arc<Context>) {
@@ -193,7 +193,7 @@ pub async fn run(ctx: Arc<Context>) {
         watcher::Config::default(),
     )
     .touched_objects()
-    .predicate_filter(spec_or_finalizers, Default::default());
+    .predicate_filter(spec_or_metadata, Default::default());
     let stamps = Controller::for_stream(stamp_stream, stamp_store)
         .with_config(config())
         .watches_stream(set_specs, |set| {
@@ -248,11 +248,13 @@ pub async fn run(ctx: Arc<Context>) {
 }
 
 /// What a change must touch to trigger a reconcile: the spec (`metadata.generation`, which the
-/// API server also bumps when deletion starts) or the finalizers.
-fn spec_or_finalizers<K: Resource>(obj: &K) -> Option<u64> {
+/// API server also bumps when deletion starts), the finalizers, or the annotations (annotating
+/// an object is how people and GitOps tools ask for a reconcile now).
+fn spec_or_metadata<K: Resource>(obj: &K) -> Option<u64> {
     use kube::runtime::{predicates, Predicate};
     predicates::generation
         .combine(predicates::finalizers)
+        .combine(predicates::annotations)
         .hash_property(obj)
 }
 
@@ -285,7 +287,7 @@ where
         })
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(spec_or_finalizers, Default::default());
+        .predicate_filter(spec_or_metadata, Default::default());
     (reader, stream)
 }
 

@@ -162,12 +162,12 @@ async fn step(
     mode: Mode,
     inline_wait: Duration,
     known: Option<Option<Value>>,
-) -> (Step, Option<LroState>) {
+) -> Step {
     let api = r.kind.api_version();
     let id = r.id.as_str();
     if let Some(body) = known {
         // Matched at a previous pass, and the listing shows no change since.
-        return (Step::Known(body), None);
+        return Step::Known(body);
     }
     if r.ownership == Ownership::Observed || mode == Mode::Observe {
         return match arm.get(id, api).await {
@@ -175,31 +175,25 @@ async fn step(
                 r.ownership,
                 crate::azure::diff::first_difference(&r.body, &live.body),
             ) {
-                (Ownership::Managed, Some(path)) => (
-                    Step::Blocked(format!(
-                        "{id} drifted at {path} (not repaired: writes are off)"
-                    )),
-                    None,
-                ),
-                _ => (Step::Ready(Some(live.body)), None),
+                (Ownership::Managed, Some(path)) => Step::Blocked(format!(
+                    "{id} drifted at {path} (not repaired: writes are off)"
+                )),
+                _ => Step::Ready(Some(live.body)),
             },
-            Ok(None) => (Step::Blocked(format!("{id} does not exist")), None),
-            Err(e) => (Step::Failed(e), None),
+            Ok(None) => Step::Blocked(format!("{id} does not exist")),
+            Err(e) => Step::Failed(e),
         };
     }
     match arm.apply(id, api, &r.body).await {
-        Ok(ApplyOutcome::Unchanged(live)) => (Step::Ready(Some(live.body)), None),
-        Ok(ApplyOutcome::Busy(_)) => (
-            Step::Blocked(format!("{id} is busy with another operation")),
-            None,
-        ),
+        Ok(ApplyOutcome::Unchanged(live)) => Step::Ready(Some(live.body)),
+        Ok(ApplyOutcome::Busy(_)) => Step::Blocked(format!("{id} is busy with another operation")),
         Ok(ApplyOutcome::Written {
             difference,
             outcome,
         }) => {
             let repaired = difference.map(|path| format!("{id}: {path}"));
             match outcome {
-                PutOutcome::Done(body) => (Step::Written(repaired, Some(body)), None),
+                PutOutcome::Done(body) => Step::Written(repaired, Some(body)),
                 PutOutcome::Started(op) => match settle(arm, op.clone(), inline_wait).await {
                     // Only the kinds status reads are read back.
                     Ok(true) => {
@@ -208,14 +202,14 @@ async fn step(
                         } else {
                             None
                         };
-                        (Step::Written(repaired, live), None)
+                        Step::Written(repaired, live)
                     }
-                    Ok(false) => (Step::Running(op.clone()), Some(op)),
-                    Err(e) => (Step::Failed(e), None),
+                    Ok(false) => Step::Running(op),
+                    Err(e) => Step::Failed(e),
                 },
             }
         }
-        Err(e) => (Step::Failed(e), None),
+        Err(e) => Step::Failed(e),
     }
 }
 
@@ -291,7 +285,7 @@ pub async fn converge(
                 waiting.remove(i);
                 let known = known.lookup(r);
                 active.push(async move {
-                    let (s, _) = step(arm, r, mode, inline_wait, known).await;
+                    let s = step(arm, r, mode, inline_wait, known).await;
                     (r, lock, s)
                 });
             } else {
@@ -436,12 +430,11 @@ impl Known {
     /// when its group was listed without it or without the tracked resource it belongs to,
     /// `None` when only a read can tell (a proxy child of a listed resource, an unlisted group).
     fn exists(&self, id: &crate::plan::ArmId) -> Option<bool> {
-        let group = key_of(&format!(
-            "/subscriptions/{}/resourcegroups/{}",
-            id.subscription(),
-            id.resource_group_name()
-        ));
-        if !self.listing.groups.contains(&group) {
+        if !self
+            .listing
+            .groups
+            .contains(&group_key(id.subscription(), id.resource_group_name()))
+        {
             return None;
         }
         let mut current = Some(id.clone());
@@ -557,9 +550,7 @@ pub async fn listed(
             })
             .collect();
         found.sort();
-        listed_groups.insert(format!(
-            "/subscriptions/{subscription}/resourcegroups/{group}"
-        ));
+        listed_groups.insert(group_key(&subscription, &group));
         hash = fnv1a64(hash, &group);
         for (id, changed) in found {
             hash = fnv1a64(fnv1a64(hash, &id), &changed);
@@ -583,6 +574,13 @@ pub async fn listed(
         tracked,
         groups: listed_groups,
     })
+}
+
+/// The lower-case id of a resource group, as `Listing::groups` holds it.
+fn group_key(subscription: &str, group: &str) -> String {
+    key_of(&format!(
+        "/subscriptions/{subscription}/resourcegroups/{group}"
+    ))
 }
 
 fn key_of(id: &str) -> String {

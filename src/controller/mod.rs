@@ -168,9 +168,10 @@ impl Context {
 ///
 /// What triggers a reconcile: a change of an object's spec, finalizers or annotations (not of
 /// its status, which only this operator writes: reconciling after every status write would
-/// double the passes), the end of an Azure operation it started (`wakeups`), its requeue, and a change of
-/// the objects it reads — a stamp's sets' specs (their DNS zones are the stamp's), a set's stamp
-/// (its subnet and zones), and a GlobalPlane's stamps (their origins are in its status).
+/// double the passes), the end of an Azure operation it started (`wakeups`), its requeue, and a
+/// change of the objects it reads — a stamp's sets' specs (their DNS zones are the stamp's), a
+/// set's stamp (its subnet and zones), and a GlobalPlane's stamps (their origins are in its
+/// status).
 pub async fn run(ctx: Arc<Context>) {
     let client = ctx.kube.clone();
     // A short debounce folds the bursts of events one change causes (a stamp's status, then

@@ -161,10 +161,6 @@ pub struct ArmClient {
 /// A group's last listing: when it was taken, and what it said.
 type GroupListing = Option<(Instant, Arc<Vec<Value>>)>;
 
-/// How long a listing is kept for callers that accept one that old (the listing age the
-/// controllers use is far below).
-const LISTING_KEPT: Duration = Duration::from_secs(60);
-
 fn subscription_of(id: &str) -> String {
     id.split('/').nth(2).unwrap_or_default().to_string()
 }
@@ -492,13 +488,16 @@ impl ArmClient {
                 .listings
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Forget listings nobody is reading that are too old to serve anyone.
-            listings.retain(|_, e| {
-                e.try_lock().map_or(true, |e| {
-                    e.as_ref()
-                        .is_some_and(|(at, _)| at.elapsed() < LISTING_KEPT)
-                })
-            });
+            // Forget listings nobody is reading that are older than callers accept (with a
+            // thousand stamps, kept listings would be most of the operator's memory). A fresh
+            // read (`max_age` zero) evicts nothing.
+            if !max_age.is_zero() {
+                listings.retain(|_, e| {
+                    e.try_lock().map_or(true, |e| {
+                        e.as_ref().is_some_and(|(at, _)| at.elapsed() <= max_age)
+                    })
+                });
+            }
             listings.entry(key).or_default().clone()
         };
         let mut entry = entry.lock().await;

@@ -459,6 +459,15 @@ impl Known {
         Some(body.as_deref().and_then(|b| serde_json::from_str(b).ok()))
     }
 
+    /// What to keep until the next pass: what matched (the listing is taken anew then, and
+    /// kept for a thousand converging objects it would be most of the operator's memory).
+    pub fn between_passes(self) -> Known {
+        Known {
+            listing: Listing::default(),
+            matched: self.matched,
+        }
+    }
+
     /// Learns from a pass: what is ready matched at the `changedTime` listed before it, or —
     /// written by this pass — at the one the next listing shows.
     pub fn learn(&mut self, graph: &DesiredGraph, pass: &Convergence) {

@@ -502,7 +502,7 @@ impl Context {
         .await;
         if !pass.complete(graph) || !pass.in_flight.is_empty() {
             known.learn(graph, &pass);
-            self.known().insert(key.to_string(), known);
+            self.known().insert(key.to_string(), known.between_passes());
         }
         self.wakeups.after(&self.arm, obj, &pass.in_flight);
         pass

@@ -295,6 +295,7 @@ fn route(
         request_id,
         client_request_id,
         user_agent,
+        at: Instant::now(),
     });
     Outcome::Reply(reply, delay)
 }

@@ -104,6 +104,15 @@ impl RunningEmulator {
         self.world().log.clone()
     }
 
+    /// Every operation started so far: its id and the (lower-case) id of its resource.
+    pub fn operations(&self) -> Vec<(String, String)> {
+        self.world()
+            .operations
+            .iter()
+            .map(|(id, op)| (id.clone(), op.resource_key.clone()))
+            .collect()
+    }
+
     /// Ids of every live resource.
     pub fn inventory(&self) -> Vec<String> {
         self.world()

@@ -106,6 +106,9 @@ pub struct RequestRecord {
     pub client_request_id: Option<String>,
     /// `User-Agent` the client sent.
     pub user_agent: Option<String>,
+    /// When it was answered (for timelines in benches; not part of the admin API's log).
+    #[serde(skip)]
+    pub at: Instant,
 }
 
 /// Emulator settings.

@@ -70,6 +70,15 @@ impl ControlPlane {
         cp
     }
 
+    /// The process id of the running kube-apiserver (it changes when the API server restarts).
+    #[allow(dead_code)] // the scale bench's; the tests share this file
+    pub fn apiserver_pid(&self) -> u32 {
+        std::fs::read_to_string(self.state.path().join("kube-apiserver.pid"))
+            .ok()
+            .and_then(|pid| pid.trim().parse().ok())
+            .expect("start.sh records the API server's pid")
+    }
+
     /// The admin kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
         self.state.path().join("kubeconfig")

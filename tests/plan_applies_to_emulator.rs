@@ -138,9 +138,13 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
     async fn fingerprint(
         arm: &stamp_operator::azure::ArmClient,
         graph: &stamp_operator::plan::DesiredGraph,
-        max_age: Duration,
+        accepted: Duration,
     ) -> Result<String, stamp_operator::azure::AzureError> {
-        listed(arm, graph, max_age).await.map(|l| l.fingerprint)
+        let age = ListingAge {
+            accepted,
+            kept: Duration::from_secs(60),
+        };
+        listed(arm, graph, age).await.map(|l| l.fingerprint)
     }
     use stamp_operator::plan::ResourceKind;
     let plan = plan_bundle(&west_europe());
@@ -208,4 +212,142 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
         last,
         "a removed route table went unseen"
     );
+}
+
+/// A pass that finds an operation of an earlier pass still running reports its component as
+/// being provisioned (a stamp is not Ready while its firewall is still being built), and a pass
+/// told by the watcher that the operation succeeded, writing the body still wanted, neither polls
+/// it nor reads it (unless status needs its body) nor writes it again.
+#[tokio::test]
+async fn a_running_operation_holds_its_component_back_and_a_finished_one_is_not_polled_again() {
+    use stamp_operator::controller::converge::{converge, Known, Mode, Watched};
+    use stamp_operator::emulator::LatencyProfile;
+    use stamp_operator::plan::Component;
+    let plan = plan_bundle(&west_europe());
+    let graphs = plan.graphs();
+    // A firewall takes 1.8 s here, most else well under the inline wait.
+    let emulator = RunningEmulator::start(EmulatorConfig {
+        latency: LatencyProfile::realistic(0.005),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let arm = client(&emulator);
+    emulator.seed_examples().await.unwrap();
+    let (stamp, global) = (&plan.stamps[0].1.as_ref().unwrap().graph, &graphs[0]);
+    apply(&arm, global).await;
+    let known = Known::default();
+    let inline = Duration::from_millis(400);
+    let first = converge(
+        &arm,
+        stamp,
+        &[],
+        |_| Watched::Unknown,
+        Mode::Manage,
+        inline,
+        &known,
+    )
+    .await;
+    let firewall = first
+        .in_flight
+        .iter()
+        .find(|op| op.resource_id.contains("/azureFirewalls/"))
+        .expect("the firewall outlasts the inline wait")
+        .clone();
+
+    let running = |_: &LroState| Watched::Running;
+    let second = converge(
+        &arm,
+        stamp,
+        &first.in_flight,
+        running,
+        Mode::Manage,
+        inline,
+        &known,
+    )
+    .await;
+    let egress = second.verdict("Egress", &[Component::Egress]);
+    assert!(
+        !egress.ok,
+        "Egress is Ready while its firewall is being built"
+    );
+    assert!(
+        egress.message.contains("being provisioned"),
+        "{}",
+        egress.message
+    );
+    assert!(!second.complete(stamp));
+    assert!(
+        second.waits_only_on_own_operations(),
+        "{:?}",
+        second.problems
+    );
+
+    for op in &second.in_flight {
+        arm.wait(op).await.unwrap();
+    }
+    let before = emulator.requests().len();
+    // The watcher tells the hash of the body each operation wrote. The firewall's is made to
+    // differ, as if the spec had changed while it ran: it is read, not taken as written.
+    let finished = |op: &LroState| {
+        let origin = op.resource_id.contains("/origins/");
+        Watched::Succeeded(if origin {
+            first.started[&op.poll_url]
+        } else {
+            0
+        })
+    };
+    let third = converge(
+        &arm,
+        stamp,
+        &second.in_flight,
+        finished,
+        Mode::Manage,
+        inline,
+        &known,
+    )
+    .await;
+    let requests = emulator.requests()[before..].to_vec();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.path.contains("/operationStatuses/")),
+        "an operation the watcher saw end was polled again"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.method == "PUT" && r.path == firewall.resource_id),
+        "a firewall that was just built was written again"
+    );
+    let key = firewall.resource_id.to_ascii_lowercase();
+    assert!(third.ready.contains(&key));
+    assert!(
+        third.live.contains_key(&key),
+        "status reads the firewall's address"
+    );
+    assert!(
+        !third.written.contains(&key),
+        "a resource whose wanted body changed while it was written was trusted as written"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "GET" && r.path == firewall.resource_id),
+        "the firewall was not read"
+    );
+    let origin = first
+        .in_flight
+        .iter()
+        .find(|op| op.resource_id.contains("/origins/"))
+        .expect("the origin outlasts the inline wait");
+    let origin = origin.resource_id.to_ascii_lowercase();
+    assert!(third.ready.contains(&origin) && third.written.contains(&origin));
+    // Status reads an origin's body: one GET, and no write.
+    let origin_requests: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.path.eq_ignore_ascii_case(&origin))
+        .map(|r| r.method.as_str())
+        .collect();
+    assert_eq!(origin_requests, ["GET"], "an origin seen written as wanted");
 }

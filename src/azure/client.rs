@@ -142,6 +142,15 @@ impl Answer {
     }
 }
 
+/// Which kept listing of a resource group a caller accepts (`ArmClient::list_group_recent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingAge {
+    /// The oldest listing this caller accepts; zero asks for a fresh read.
+    pub accepted: Duration,
+    /// How long a listing nobody reads is kept: the most any caller accepts.
+    pub kept: Duration,
+}
+
 /// The ARM engine's client.
 pub struct ArmClient {
     http: reqwest::Client,
@@ -158,8 +167,8 @@ pub struct ArmClient {
     next_polls: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
 
-/// A group's last listing: when it was taken, and what it said.
-type GroupListing = Option<(Instant, Arc<Vec<Value>>)>;
+/// A group's last listing: when it was taken, and what it said (`None`: no such group).
+type GroupListing = Option<(Instant, Arc<Option<Vec<Value>>>)>;
 
 fn subscription_of(id: &str) -> String {
     id.split('/').nth(2).unwrap_or_default().to_string()
@@ -471,16 +480,16 @@ impl ArmClient {
         }
     }
 
-    /// `list_group`, answered from a listing of the same group at most `max_age` old when there
-    /// is one. A change younger than `max_age` shows up at the next look instead of this one.
-    /// Callers asking for the same group at once wait for one listing (objects resyncing in
-    /// the same slot start together) instead of each reading it.
+    /// `list_group`, answered from a listing of the same group no older than `age.accepted`
+    /// when there is one. A change younger than that shows up at the next look instead of this
+    /// one. Callers asking for the same group at once wait for one listing (objects resyncing
+    /// in the same slot start together) instead of each reading it.
     pub async fn list_group_recent(
         &self,
         subscription: &str,
         group: &str,
-        max_age: Duration,
-    ) -> Result<Vec<Value>, AzureError> {
+        age: ListingAge,
+    ) -> Result<Option<Vec<Value>>, AzureError> {
         let key =
             format!("/subscriptions/{subscription}/resourcegroups/{group}").to_ascii_lowercase();
         let entry = {
@@ -488,21 +497,18 @@ impl ArmClient {
                 .listings
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Forget listings nobody is reading that are older than callers accept (with a
-            // thousand stamps, kept listings would be most of the operator's memory). A fresh
-            // read (`max_age` zero) evicts nothing.
-            if !max_age.is_zero() {
-                listings.retain(|_, e| {
-                    e.try_lock().map_or(true, |e| {
-                        e.as_ref().is_some_and(|(at, _)| at.elapsed() <= max_age)
-                    })
-                });
-            }
+            // Forget listings nobody is reading that no caller would accept any more (with a
+            // thousand stamps, kept listings would be most of the operator's memory).
+            listings.retain(|_, e| {
+                e.try_lock().map_or(true, |e| {
+                    e.as_ref().is_some_and(|(at, _)| at.elapsed() <= age.kept)
+                })
+            });
             listings.entry(key).or_default().clone()
         };
         let mut entry = entry.lock().await;
         if let Some((at, listing)) = entry.as_ref() {
-            if at.elapsed() <= max_age {
+            if at.elapsed() <= age.accepted {
                 return Ok(listing.as_ref().clone());
             }
         }
@@ -513,11 +519,12 @@ impl ArmClient {
     }
 
     /// Every top-level resource of a group, with `changedTime`: one read for a whole stamp.
+    /// `None` when the group does not exist.
     pub async fn list_group(
         &self,
         subscription: &str,
         group: &str,
-    ) -> Result<Vec<Value>, AzureError> {
+    ) -> Result<Option<Vec<Value>>, AzureError> {
         let id = format!("/subscriptions/{subscription}/resourceGroups/{group}/resources");
         let url = format!(
             "{}{id}?api-version=2021-04-01&$expand=changedTime,provisioningState",
@@ -525,8 +532,10 @@ impl ArmClient {
         );
         let answer = self.send(Method::GET, &url, &id, None, None).await?;
         match answer.status.as_u16() {
-            200 => Ok(answer.body["value"].as_array().cloned().unwrap_or_default()),
-            404 => Ok(Vec::new()),
+            200 => Ok(Some(
+                answer.body["value"].as_array().cloned().unwrap_or_default(),
+            )),
+            404 => Ok(None),
             _ => Err(self.error("GET", &id, &answer)),
         }
     }
@@ -562,6 +571,18 @@ impl ArmClient {
             Some(asked) => next.insert(url.to_string(), Instant::now() + self.poll_pause(asked)),
             None => next.remove(url),
         };
+    }
+
+    /// How long until Azure wants `state` polled again (zero when it named no time or it is
+    /// already due).
+    pub fn poll_due_in(&self, state: &LroState) -> Duration {
+        self.next_polls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&state.poll_url)
+            .map_or(Duration::ZERO, |at| {
+                at.saturating_duration_since(Instant::now())
+            })
     }
 
     /// Polls an operation once.

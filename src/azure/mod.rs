@@ -17,7 +17,9 @@ pub mod lro;
 pub mod metrics;
 
 pub use budget::{BudgetLimits, RequestClass, ThrottleBudget};
-pub use client::{ApplyOutcome, ArmClient, ArmConfig, DeleteOutcome, LiveResource, PutOutcome};
+pub use client::{
+    ApplyOutcome, ArmClient, ArmConfig, DeleteOutcome, ListingAge, LiveResource, PutOutcome,
+};
 pub use credential::{CredentialConfig, TokenSource};
 pub use error::{ArmError, AzureError, ErrorClass};
 pub use lro::{LroKind, LroState, LroStatus, PollStyle};

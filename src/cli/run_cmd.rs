@@ -95,6 +95,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             metrics: reconcile_metrics,
             backoff: Default::default(),
             known: Default::default(),
+            status_written: Default::default(),
             caches: Default::default(),
             wakeups: Default::default(),
         });

@@ -4,13 +4,15 @@
 //! persisted in status and resumed — never started twice.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
 use crate::azure::{
-    ApplyOutcome, ArmClient, AzureError, DeleteOutcome, LroKind, LroState, LroStatus, PutOutcome,
+    ApplyOutcome, ArmClient, AzureError, DeleteOutcome, ListingAge, LroKind, LroState, LroStatus,
+    PutOutcome,
 };
 use crate::plan::{Component, DesiredGraph, DesiredResource, Ownership, ResourceKind};
 
@@ -49,19 +51,29 @@ pub struct Convergence {
     pub repaired: Vec<String>,
     /// Whether any problem is an Azure refusal that retrying will not fix soon.
     pub terminal: Vec<AzureError>,
-    /// PUTs sent.
-    pub writes: usize,
+    /// Whether something other than this object's own running operations holds it back (a
+    /// resource another object provides, a lock another operation holds, an error): then only
+    /// looking again tells when it moves, not the end of an operation.
+    pub held_by_others: bool,
     /// Ids (lower case) of resources written and seen to match within this pass.
     pub written: BTreeSet<String>,
     /// Ids (lower case) of resources this pass wrote, or whose operation, started by an
     /// earlier pass, it found ended: what this operator itself may have moved in the listing.
     pub touched: BTreeSet<String>,
+    /// The operations this pass started, by poll URL, with the hash of the body each writes.
+    pub started: BTreeMap<String, u64>,
 }
 
 impl Convergence {
     /// Whether every resource of the graph is ready.
     pub fn complete(&self, graph: &DesiredGraph) -> bool {
         graph.resources.iter().all(|r| self.ready.contains(&key(r)))
+    }
+
+    /// Whether all that keeps the object from converging is its own running operations, whose
+    /// ends wake it (`Wakeups`): looking again before then would read nothing new.
+    pub fn waits_only_on_own_operations(&self) -> bool {
+        !self.in_flight.is_empty() && !self.held_by_others && self.terminal.is_empty()
     }
 
     /// The live body of `id`.
@@ -102,7 +114,6 @@ impl Convergence {
                 }
             }
             Step::Written(repaired, live) => {
-                self.writes += 1;
                 self.repaired.extend(repaired);
                 self.written.insert(k.clone());
                 self.touched.insert(k.clone());
@@ -112,12 +123,16 @@ impl Convergence {
                 }
             }
             Step::Running(op) => {
-                self.writes += 1;
+                self.started.insert(op.poll_url.clone(), body_hash(r));
                 self.in_flight.push(op);
-                self.problem(r.component, format!("{} is being provisioned", r.id.name()));
+                self.problem(r.component, being_provisioned(r));
             }
-            Step::Blocked(why) => self.problem(r.component, why),
+            Step::Blocked(why) => {
+                self.held_by_others = true;
+                self.problem(r.component, why);
+            }
             Step::Failed(e) => {
+                self.held_by_others = true;
                 self.problem(r.component, e.to_string());
                 if e.class() == crate::azure::ErrorClass::Terminal {
                     self.terminal.push(e);
@@ -125,6 +140,15 @@ impl Convergence {
             }
         }
     }
+}
+
+/// Hash of the body `r` asks for.
+pub fn body_hash(r: &DesiredResource) -> u64 {
+    fnv1a64(FNV_OFFSET, &r.body.to_string())
+}
+
+fn being_provisioned(r: &DesiredResource) -> String {
+    format!("{} is being provisioned", r.id.name())
 }
 
 /// Whether a problem only says that work is under way (not that something went wrong).
@@ -149,7 +173,41 @@ enum Step {
     Failed(AzureError),
 }
 
+/// What this process already knows of an operation an earlier pass started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    /// Its watcher is waiting for it: it was running at its last poll.
+    Running,
+    /// Its watcher saw it succeed: the resource is as the pass that started it wrote it — the
+    /// body with this hash.
+    Succeeded(u64),
+    /// Not watched here (a restart, a failure): only a poll tells.
+    Unknown,
+}
+
+/// A resource whose operation, started by an earlier pass, succeeded: written and matching, as
+/// when a pass sees its own operation end. Only the kinds status reads are read back.
+async fn finished(arm: &ArmClient, r: &DesiredResource) -> Step {
+    let live = if BODY_KEPT.contains(&r.kind) {
+        match arm.get(r.id.as_str(), r.kind.api_version()).await {
+            Ok(Some(live)) => Some(live.body),
+            // Deleted since: the next pass writes it again.
+            Ok(None) => return Step::Blocked(format!("{} is gone again", r.id.name())),
+            Err(e) => return Step::Failed(e),
+        }
+    } else {
+        None
+    };
+    Step::Written(None, live)
+}
+
+/// Waits up to `inline_wait` for `op`; `Ok(false)` when it is still running then. An operation
+/// Azure asked to be polled only after that is not waited for at all: the reconcile would only
+/// sleep in its slot, and the operation's watcher wakes the object when it ends.
 async fn settle(arm: &ArmClient, op: LroState, inline_wait: Duration) -> Result<bool, AzureError> {
+    if arm.poll_due_in(&op) > inline_wait {
+        return Ok(false);
+    }
     match tokio::time::timeout(inline_wait, arm.wait(&op)).await {
         Ok(result) => result.map(|()| true),
         Err(_) => Ok(false),
@@ -162,12 +220,17 @@ async fn step(
     mode: Mode,
     inline_wait: Duration,
     known: Option<Option<Value>>,
+    absent: bool,
 ) -> Step {
     let api = r.kind.api_version();
     let id = r.id.as_str();
     if let Some(body) = known {
         // Matched at a previous pass, and the listing shows no change since.
         return Step::Known(body);
+    }
+    let writes = r.ownership == Ownership::Managed && mode == Mode::Manage;
+    if absent && !writes {
+        return Step::Blocked(format!("{id} does not exist"));
     }
     if r.ownership == Ownership::Observed || mode == Mode::Observe {
         return match arm.get(id, api).await {
@@ -184,7 +247,18 @@ async fn step(
             Err(e) => Step::Failed(e),
         };
     }
-    match arm.apply(id, api, &r.body).await {
+    // What the listing shows missing is created without reading it first.
+    let applied = if absent {
+        arm.put(id, api, &r.body, None)
+            .await
+            .map(|outcome| ApplyOutcome::Written {
+                difference: None,
+                outcome,
+            })
+    } else {
+        arm.apply(id, api, &r.body).await
+    };
+    match applied {
         Ok(ApplyOutcome::Unchanged(live)) => Step::Ready(Some(live.body)),
         Ok(ApplyOutcome::Busy(_)) => Step::Blocked(format!("{id} is busy with another operation")),
         Ok(ApplyOutcome::Written {
@@ -220,24 +294,48 @@ pub async fn converge(
     arm: &ArmClient,
     graph: &DesiredGraph,
     in_flight: &[LroState],
-    watched: impl Fn(&LroState) -> bool,
+    watched: impl Fn(&LroState) -> Watched,
     mode: Mode,
     inline_wait: Duration,
     known: &Known,
 ) -> Convergence {
     let mut out = Convergence::default();
+    // Resources an earlier pass's operation is still writing, or has written.
     let mut running: BTreeSet<String> = BTreeSet::new();
+    let mut succeeded: BTreeSet<String> = BTreeSet::new();
     for op in in_flight.iter().filter(|op| op.kind == LroKind::Put) {
         // Succeeded, failed (the next apply writes a Failed resource again) or forgotten by ARM
         // (the next apply reads the truth): only a running operation holds its resource back.
-        // One this process is watching is still running (its watcher wakes the object when it
-        // ends): no need to poll it again here.
+        // What this process's watcher saw needs no poll.
         let id = op.resource_id.to_ascii_lowercase();
-        if watched(op) || matches!(arm.poll(op).await, Ok(LroStatus::Running(_))) {
-            running.insert(id);
-            out.in_flight.push(op.clone());
-        } else {
-            out.touched.insert(id);
+        let status = match watched(op) {
+            Watched::Unknown => match arm.poll(op).await {
+                Ok(LroStatus::Running(_)) => Watched::Running,
+                _ => Watched::Unknown,
+            },
+            seen => seen,
+        };
+        out.touched.insert(id.clone());
+        match status {
+            Watched::Running => {
+                if let Some(r) = graph.resources.iter().find(|r| key(r) == id) {
+                    out.problem(r.component, being_provisioned(r));
+                }
+                out.touched.remove(&id);
+                running.insert(id);
+                out.in_flight.push(op.clone());
+            }
+            // Still what is wanted (the spec may have changed while it ran): as written.
+            Watched::Succeeded(hash)
+                if mode == Mode::Manage
+                    && graph
+                        .resources
+                        .iter()
+                        .any(|r| key(r) == id && body_hash(r) == hash) =>
+            {
+                succeeded.insert(id);
+            }
+            _ => {}
         }
     }
     for external in &graph.requires {
@@ -247,15 +345,21 @@ pub async fn converge(
                 out.ready.insert(external.as_str().to_ascii_lowercase());
                 continue;
             }
-            Some(false) => continue,
+            Some(false) => {
+                out.held_by_others = true;
+                continue;
+            }
             None => {}
         }
         match arm.get(external.as_str(), "2024-09-01").await {
             Ok(Some(_)) => {
                 out.ready.insert(external.as_str().to_ascii_lowercase());
             }
-            Ok(None) => {}
-            Err(e) => out.problem(Component::FrontDoor, e.to_string()),
+            Ok(None) => out.held_by_others = true,
+            Err(e) => {
+                out.held_by_others = true;
+                out.problem(Component::FrontDoor, e.to_string());
+            }
         }
     }
     // Each resource starts the moment what it depends on is ready, not when a whole wave is:
@@ -267,7 +371,8 @@ pub async fn converge(
         .filter(|r| !running.contains(&key(r)))
         .collect();
     let mut locks_held: BTreeSet<String> = BTreeSet::new();
-    let mut active = FuturesUnordered::new();
+    let mut active: FuturesUnordered<BoxFuture<'_, (&DesiredResource, Option<String>, Step)>> =
+        FuturesUnordered::new();
     loop {
         let mut i = 0;
         while i < waiting.len() {
@@ -280,14 +385,18 @@ pub async fn converge(
                 .depends_on
                 .iter()
                 .all(|d| out.ready.contains(&d.as_str().to_ascii_lowercase()));
-            if deps_ready && !locks_held.contains(&lock) {
+            if succeeded.contains(&key(r)) {
+                // Exists as written: what it depends on was ready when it was written.
+                waiting.remove(i);
+                active.push(Box::pin(async move { (r, None, finished(arm, r).await) }));
+            } else if deps_ready && !locks_held.contains(&lock) {
                 locks_held.insert(lock.clone());
                 waiting.remove(i);
-                let known = known.lookup(r);
-                active.push(async move {
-                    let s = step(arm, r, mode, inline_wait, known).await;
-                    (r, lock, s)
-                });
+                let (matched, absent) = (known.lookup(r), known.absent(&r.id));
+                active.push(Box::pin(async move {
+                    let s = step(arm, r, mode, inline_wait, matched, absent).await;
+                    (r, Some(lock), s)
+                }));
             } else {
                 i += 1;
             }
@@ -295,7 +404,9 @@ pub async fn converge(
         let Some((r, lock, s)) = active.next().await else {
             break;
         };
-        locks_held.remove(&lock);
+        if let Some(lock) = lock {
+            locks_held.remove(&lock);
+        }
         out.record(r, s);
     }
     for r in waiting {
@@ -363,8 +474,9 @@ pub struct Listing {
     pub changed: Changed,
     /// Per listed (tracked) resource the graph covers or requires: its own `changedTime`.
     pub tracked: Changed,
-    /// The groups listed (lower-case ids): what is not in `tracked` is not in them.
-    pub groups: BTreeSet<String>,
+    /// The groups listed (lower-case ids), and whether each exists: what is not in `tracked`
+    /// is not in them.
+    pub groups: BTreeMap<String, bool>,
 }
 
 impl Listing {
@@ -407,6 +519,11 @@ pub struct Known {
     /// `changedTime` at which each resource matched; empty for one this operator wrote and saw
     /// match, whose write the next listing shows.
     matched: BTreeMap<String, (String, Option<String>)>,
+    /// When the last pass ended.
+    passed: Option<Instant>,
+    /// Poll URLs of operations a pass saw end, while the object's cached status still lists
+    /// them (the status written since has not come back through the watch yet).
+    ended: BTreeSet<String>,
 }
 
 impl Known {
@@ -415,7 +532,7 @@ impl Known {
     /// change this operator knows of. (Another writer in the moment between our write and
     /// this listing would go unseen until the periodic full check.)
     pub fn new(previous: Option<Known>, listing: Listing) -> Known {
-        let mut matched = previous.map(|p| p.matched).unwrap_or_default();
+        let (mut matched, ended) = previous.map(|p| (p.matched, p.ended)).unwrap_or_default();
         for (id, (then, _)) in &mut matched {
             if then.is_empty() {
                 if let Some(now) = listing.changed.get(id) {
@@ -423,19 +540,50 @@ impl Known {
                 }
             }
         }
-        Known { listing, matched }
+        Known {
+            listing,
+            matched,
+            passed: None,
+            ended,
+        }
+    }
+
+    /// `in_flight` (from the object's status) without the operations an earlier pass already
+    /// saw end: a status read from a cache that lags behind the last write still lists them,
+    /// and polling them again would only repeat what that pass did.
+    pub fn unfinished(&mut self, in_flight: Vec<LroState>) -> Vec<LroState> {
+        self.ended
+            .retain(|url| in_flight.iter().any(|op| op.poll_url == *url));
+        in_flight
+            .into_iter()
+            .filter(|op| !self.ended.contains(&op.poll_url))
+            .collect()
+    }
+
+    /// Remembers which of `in_flight` (what the pass was given) `pass` saw end.
+    pub fn saw_end(&mut self, in_flight: &[LroState], pass: &Convergence) {
+        for op in in_flight.iter().filter(|op| op.kind == LroKind::Put) {
+            if !pass.in_flight.iter().any(|o| o.poll_url == op.poll_url) {
+                self.ended.insert(op.poll_url.clone());
+            }
+        }
+    }
+
+    /// How old a listing may be to tell the next pass anything: not older than the last pass,
+    /// whose own writes and operations an older one does not show (every resource would be
+    /// read again), and at most `cap`.
+    pub fn listing_age(&self, cap: Duration) -> Duration {
+        self.passed.map_or(cap, |at| at.elapsed().min(cap))
     }
 
     /// What the listing says of `id`'s existence: `Some(true)` when it is listed, `Some(false)`
     /// when its group was listed without it or without the tracked resource it belongs to,
     /// `None` when only a read can tell (a proxy child of a listed resource, an unlisted group).
     fn exists(&self, id: &crate::plan::ArmId) -> Option<bool> {
-        if !self
-            .listing
-            .groups
-            .contains(&group_key(id.subscription(), id.resource_group_name()))
-        {
-            return None;
+        let group = group_key(id.subscription(), id.resource_group_name());
+        let group_exists = *self.listing.groups.get(&group)?;
+        if !group_exists || key_of(id.as_str()) == group {
+            return Some(group_exists);
         }
         let mut current = Some(id.clone());
         while let Some(c) = current {
@@ -446,6 +594,23 @@ impl Known {
             current = c.parent();
         }
         Some(false)
+    }
+
+    /// Whether the listing shows that `id` does not exist, and nothing this pass writes first
+    /// can have made it: it is a group the listing found missing, or a top-level resource of a
+    /// group listed without it. (A child of a parent written in this pass may have come with
+    /// it — a VNet's subnets do — and a proxy child is never listed: only a read tells.)
+    fn absent(&self, id: &crate::plan::ArmId) -> bool {
+        let group = group_key(id.subscription(), id.resource_group_name());
+        let Some(&group_exists) = self.listing.groups.get(&group) else {
+            return false;
+        };
+        let top_level = id.parent().is_none();
+        let id = key_of(id.as_str());
+        if id == group {
+            return !group_exists;
+        }
+        top_level && !self.listing.tracked.contains_key(&id)
     }
 
     /// `Some(body)` when `r` matched at a `changedTime` the listing still shows.
@@ -459,12 +624,20 @@ impl Known {
         Some(body.as_deref().and_then(|b| serde_json::from_str(b).ok()))
     }
 
-    /// What to keep until the next pass: what matched (the listing is taken anew then, and
-    /// kept for a thousand converging objects it would be most of the operator's memory).
-    pub fn between_passes(self) -> Known {
+    /// What to keep until the next pass: when this one ended and, while the object is still
+    /// converging, what matched. (The listing is taken anew then: kept for a thousand
+    /// converging objects it would be most of the operator's memory. What matched is read
+    /// again at a converged object's next full pass anyway.)
+    pub fn between_passes(self, converged: bool) -> Known {
         Known {
             listing: Listing::default(),
-            matched: self.matched,
+            matched: if converged {
+                BTreeMap::new()
+            } else {
+                self.matched
+            },
+            passed: Some(Instant::now()),
+            ended: self.ended,
         }
     }
 
@@ -524,11 +697,11 @@ fn graph_hash(graph: &DesiredGraph) -> u64 {
 /// What the listings of the resource groups of `graph` say about it: the fingerprint (the
 /// graph's hash and the `changedTime` of each of its resources, or of the tracked ancestor a
 /// proxy child rolls up to) and the `changedTime`s — one read per group, usually one per
-/// object. A listing up to `max_age` old may be reused (see `ArmClient::list_group_recent`).
+/// object. A listing as old as `age` accepts may be reused (see `ArmClient::list_group_recent`).
 pub async fn listed(
     arm: &ArmClient,
     graph: &DesiredGraph,
-    max_age: Duration,
+    age: ListingAge,
 ) -> Result<Listing, AzureError> {
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     let mut groups: BTreeSet<(String, String)> = BTreeSet::new();
@@ -546,11 +719,12 @@ pub async fn listed(
     }
     let mut hash = graph_hash(graph);
     let mut tracked: Changed = BTreeMap::new();
-    let mut listed_groups = BTreeSet::new();
+    let mut listed_groups = BTreeMap::new();
     for (subscription, group) in groups {
-        let mut found: Vec<(String, String)> = arm
-            .list_group_recent(&subscription, &group, max_age)
-            .await?
+        let listing = arm.list_group_recent(&subscription, &group, age).await?;
+        let exists = listing.is_some();
+        let mut found: Vec<(String, String)> = listing
+            .unwrap_or_default()
             .into_iter()
             .filter_map(|e| {
                 let id = key_of(e["id"].as_str()?);
@@ -559,8 +733,11 @@ pub async fn listed(
             })
             .collect();
         found.sort();
-        listed_groups.insert(group_key(&subscription, &group));
+        listed_groups.insert(group_key(&subscription, &group), exists);
         hash = fnv1a64(hash, &group);
+        if !exists {
+            hash = fnv1a64(hash, "absent");
+        }
         for (id, changed) in found {
             hash = fnv1a64(fnv1a64(hash, &id), &changed);
             tracked.insert(id, changed);
@@ -568,6 +745,14 @@ pub async fn listed(
     }
     let mut changed = Changed::new();
     for r in &graph.resources {
+        if r.kind == ResourceKind::ResourceGroup {
+            // A group has no `changedTime` of its own in a listing; that the listing found it
+            // is what this pass can know without reading it.
+            if listed_groups.get(&key(r)) == Some(&true) {
+                changed.insert(key(r), GROUP_LISTED.to_string());
+            }
+            continue;
+        }
         let mut id = Some(r.id.clone());
         while let Some(current) = id {
             if let Some(t) = tracked.get(&key_of(current.as_str())) {
@@ -584,6 +769,9 @@ pub async fn listed(
         groups: listed_groups,
     })
 }
+
+/// What `Listing::changed` holds for a resource group that a listing found.
+const GROUP_LISTED: &str = "listed";
 
 /// The lower-case id of a resource group, as `Listing::groups` holds it.
 fn group_key(subscription: &str, group: &str) -> String {
@@ -605,7 +793,7 @@ pub async fn freshness(
     recorded: Option<&crate::api::Verification>,
     settled: bool,
     max_age: Duration,
-    listing_age: Duration,
+    listing_age: ListingAge,
 ) -> Freshness {
     let listing = match listed(arm, graph, listing_age).await {
         Ok(found) => found,

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 use super::conditions::{merge, ready, Verdict};
 use super::converge::{tear_down, Freshness, Mode};
-use super::{next_look, persist, write_status, Context, Error, Result, Settled, FIELD_MANAGER};
+use super::{
+    next_look, persist, write_status, Context, Error, Progress, Result, Settled, FIELD_MANAGER,
+};
 use crate::api::HasConditions;
 use crate::api::{
     DeletionPolicy, EndpointStatus, PrivateEndpointSet, PrivateEndpointSetStatus, Stamp,
@@ -237,10 +239,14 @@ async fn apply(
         adopt(ctx, set, stamp, &ns).await?;
     }
     let freshness = ctx
-        .freshness(&plan.graph, Settled::of(generation, &previous))
+        .freshness(set, &plan.graph, Settled::of(generation, &previous))
         .await;
     if matches!(freshness, Freshness::Verified) {
-        return Ok(next_look(&ctx.settings, true, &slot(set, stamp.as_deref())));
+        return Ok(next_look(
+            &ctx.settings,
+            Progress::Converged,
+            &slot(set, stamp.as_deref()),
+        ));
     }
     let mode = Mode::of(set.spec.paused, set.spec.management_policy);
     let conv = ctx
@@ -309,13 +315,13 @@ async fn apply(
             .verification(&plan.graph, converged, &conv, freshness)
             .await,
     };
-    write_status(api, set, &status).await?;
+    ctx.write_pass_status(api, set, &status).await?;
     if converged && !previous.is_ready() {
         super::record_ready(ctx, "privateendpointset", set, &previous.conditions);
     }
     Ok(next_look(
         &ctx.settings,
-        converged,
+        Progress::of(converged, &conv),
         &slot(set, stamp.as_deref()),
     ))
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::conditions::{merge, ready, Verdict};
 use super::converge::{tear_down, Freshness, Mode};
-use super::{next_look, persist, write_status, Context, Error, Result, Settled};
+use super::{next_look, persist, write_status, Context, Error, Progress, Result, Settled};
 use crate::api::{
     DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, OperationsNetworkStatus, Stamp,
     StampOriginStatus,
@@ -122,7 +122,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     let stamps = stamps_of(ctx, &global.name_any()).await?;
     let origins = origins(&stamps);
     let freshness = ctx
-        .freshness(&plan.graph, Settled::of(generation, &previous))
+        .freshness(global, &plan.graph, Settled::of(generation, &previous))
         .await;
     if matches!(freshness, Freshness::Verified) {
         // Azure is as last checked; only what the stamps report may have moved.
@@ -134,7 +134,11 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
             };
             write_status(api, global, &status).await?;
         }
-        return Ok(next_look(&ctx.settings, true, &global.name_any()));
+        return Ok(next_look(
+            &ctx.settings,
+            Progress::Converged,
+            &global.name_any(),
+        ));
     }
     let mode = Mode::of(global.spec.paused, global.spec.management_policy);
     let conv = ctx
@@ -204,12 +208,16 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
             .await,
     };
     let was_ready = previous.is_ready();
-    write_status(api, global, &status).await?;
+    ctx.write_pass_status(api, global, &status).await?;
     if converged && !was_ready {
         super::record_ready(ctx, "globalplane", global, &previous.conditions);
         tracing::info!(global = %global.name_any(), "GlobalPlane is ready");
     }
-    Ok(next_look(&ctx.settings, converged, &global.name_any()))
+    Ok(next_look(
+        &ctx.settings,
+        Progress::of(converged, &conv),
+        &global.name_any(),
+    ))
 }
 
 async fn cleanup(global: &GlobalPlane, ctx: &Context) -> Result<Action> {

@@ -26,7 +26,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::api::{GlobalPlane, InFlightOperation, PrivateEndpointSet, Stamp};
-use crate::azure::{ArmClient, LroKind, LroState, PollStyle};
+use crate::azure::{ArmClient, ListingAge, LroKind, LroState, PollStyle};
 pub use error::{Error, Result};
 
 /// Field manager of every status write.
@@ -89,6 +89,10 @@ pub struct Context {
     pub backoff: Backoff,
     /// What the passes of each converging object learned (see `converge::Known`).
     pub known: std::sync::Mutex<std::collections::HashMap<String, converge::Known>>,
+    /// When each object's status was last written by this process, and what it was (see
+    /// `Context::write_pass_status`).
+    pub status_written:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, StatusDigest)>>,
     /// The controllers' watch caches, set by `run` before any reconcile: reconcilers read the
     /// stamps and sets they relate to from memory instead of listing them from the API server
     /// every time (which would cost O(objects) per reconcile).
@@ -355,10 +359,28 @@ impl Backoff {
     }
 }
 
+/// A status without its progress detail: the operations in flight and the conditions'
+/// messages.
+fn without_progress(status: &serde_json::Value) -> serde_json::Value {
+    let mut status = status.clone();
+    if let Some(fields) = status.as_object_mut() {
+        fields.remove("inFlight");
+        let conditions = fields
+            .get_mut("conditions")
+            .and_then(serde_json::Value::as_array_mut);
+        for condition in conditions.into_iter().flatten() {
+            if let Some(condition) = condition.as_object_mut() {
+                condition.remove("message");
+            }
+        }
+    }
+    status
+}
+
 /// Writes `status` with server-side apply (one field manager, forced: the operator owns status).
 /// Nothing is sent when the object already carries this status (a resync that finds nothing
-/// new costs the API server nothing).
-pub async fn write_status<K>(api: &Api<K>, obj: &K, status: &impl serde::Serialize) -> Result<()>
+/// new costs the API server nothing). `Ok(true)` when it was sent.
+pub async fn write_status<K>(api: &Api<K>, obj: &K, status: &impl serde::Serialize) -> Result<bool>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -370,7 +392,7 @@ where
         .ok()
         .and_then(|mut o| o.get_mut("status").map(serde_json::Value::take));
     if current.is_some() && current == serde_json::to_value(status).ok() {
-        return Ok(());
+        return Ok(false);
     }
     let name = obj
         .meta()
@@ -385,7 +407,7 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Runs one reconcile of `controller` behind the cleanup finalizer (added before the first
@@ -474,7 +496,8 @@ where
 impl Context {
     /// One convergence pass over `graph` for `obj`, resuming the operations
     /// `in_flight` in status and skipping the reads the last passes and the listing `freshness`
-    /// saw made unnecessary. What it learns is kept until the object converges.
+    /// saw made unnecessary. What it learns is kept until the object converges; when it ended,
+    /// until the object is deleted.
     pub async fn converge<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
@@ -490,21 +513,24 @@ impl Context {
         let key = &backoff_key(obj);
         let previous = self.known().remove(key);
         let mut known = converge::Known::new(previous, listing);
+        let in_flight = known.unfinished(resume(in_flight));
         let pass = converge::converge(
             &self.arm,
             graph,
-            &resume(in_flight),
-            |op| self.wakeups.is_watching(op),
+            &in_flight,
+            |op| self.wakeups.watched(op),
             mode,
             self.settings.inline_wait,
             &known,
         )
         .await;
-        if !pass.complete(graph) || !pass.in_flight.is_empty() {
-            known.learn(graph, &pass);
-            self.known().insert(key.to_string(), known.between_passes());
-        }
-        self.wakeups.after(&self.arm, obj, &pass.in_flight);
+        let converged = pass.complete(graph) && pass.in_flight.is_empty();
+        known.learn(graph, &pass);
+        known.saw_end(&in_flight, &pass);
+        self.known()
+            .insert(key.to_string(), known.between_passes(converged));
+        self.wakeups
+            .after(&self.arm, obj, &pass.in_flight, &pass.started);
         pass
     }
 
@@ -519,27 +545,107 @@ impl Context {
     /// Forgets what the passes of `key` learned (it was deleted).
     pub fn forget(&self, key: &str) {
         self.known().remove(key);
+        self.written_status().remove(key);
+    }
+
+    /// Writes the status a pass over `obj` found. What people and other controllers act on —
+    /// phase, conditions' status and reason, outputs, endpoints — is written at once; when only
+    /// progress detail moved (the operations in flight, the conditions' messages) it is written
+    /// at most once per poll period. Each write costs the API server a write and a watch event
+    /// to every watcher, and a converging stamp ends an operation every few seconds. (Operations
+    /// left out of status meanwhile are not lost to a restart: a resource still being written
+    /// reads as busy and is not written again.) What this process wrote last is compared too:
+    /// the cached object may not show it yet, and writing it again would change nothing.
+    pub async fn write_pass_status<K>(
+        &self,
+        api: &Api<K>,
+        obj: &K,
+        status: &impl serde::Serialize,
+    ) -> Result<()>
+    where
+        K: Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let key = backoff_key(obj);
+        let wanted = StatusDigest::of(&serde_json::to_value(status).unwrap_or_default());
+        let cached = serde_json::to_value(obj)
+            .ok()
+            .and_then(|mut o| o.get_mut("status").map(serde_json::Value::take))
+            .map(|s| StatusDigest::of(&s));
+        let last = self.written_status().get(&key).copied();
+        let same = |d: Option<StatusDigest>| d.is_some_and(|d| d.full == wanted.full);
+        if same(cached) || same(last.map(|(_, d)| d)) {
+            return Ok(());
+        }
+        let only_progress = [cached, last.map(|(_, d)| d)]
+            .into_iter()
+            .flatten()
+            .any(|d| d.decisive == wanted.decisive);
+        let recently = last.is_some_and(|(at, _)| at.elapsed() < self.settings.poll);
+        if only_progress && recently {
+            return Ok(());
+        }
+        write_status(api, obj, status).await?;
+        self.written_status()
+            .insert(key, (std::time::Instant::now(), wanted));
+        Ok(())
+    }
+
+    fn written_status(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, (std::time::Instant, StatusDigest)>,
+    > {
+        self.status_written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Hashes of a status: whole, and without its progress detail (what is decisive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusDigest {
+    full: u64,
+    decisive: u64,
+}
+
+impl StatusDigest {
+    fn of(status: &serde_json::Value) -> StatusDigest {
+        StatusDigest {
+            full: converge::stable_hash(&status.to_string()),
+            decisive: converge::stable_hash(&without_progress(status).to_string()),
+        }
     }
 }
 
 impl Context {
-    /// Whether `graph` needs a full pass, given the check recorded in status. Only a settled
-    /// object (status for this generation, Ready, nothing in flight) may skip it.
-    pub async fn freshness(
+    /// Whether `graph` needs a full pass for `obj`, given the check recorded in status. Only a
+    /// settled object (status for this generation, Ready, nothing in flight) may skip it.
+    pub async fn freshness<K: Resource<DynamicType = ()>>(
         &self,
+        obj: &K,
         graph: &crate::plan::DesiredGraph,
         status: Settled<'_>,
     ) -> converge::Freshness {
         let settled = status.observed_generation == status.generation
             && status.ready
             && status.in_flight.is_empty();
+        let kept = self.settings.listing_age();
+        let accepted = self
+            .known()
+            .get(&backoff_key(obj))
+            .map_or(kept, |k| k.listing_age(kept));
         converge::freshness(
             &self.arm,
             graph,
             status.verified,
             settled,
             self.settings.full_check,
-            self.settings.listing_age(),
+            ListingAge { accepted, kept },
         )
         .await
     }
@@ -627,7 +733,11 @@ impl Context {
         }
         let mut fingerprint = before.fingerprint.clone();
         if !pass.touched.is_empty() {
-            if let Ok(after) = converge::listed(&self.arm, graph, Duration::ZERO).await {
+            let fresh = ListingAge {
+                accepted: Duration::ZERO,
+                kept: self.settings.listing_age(),
+            };
+            if let Ok(after) = converge::listed(&self.arm, graph, fresh).await {
                 if before.moved_only_by(&after, &pass.touched) {
                     fingerprint = after.fingerprint;
                 }
@@ -680,18 +790,49 @@ pub fn resume(ops: &[InFlightOperation]) -> Vec<LroState> {
         .collect()
 }
 
+/// How far a pass got, for when to look again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Everything is provisioned and nothing runs: the next look is the drift resync.
+    Converged,
+    /// Only the object's own operations are running, and the end of each wakes it.
+    AwaitingOperations,
+    /// Something else holds it back (another object, a lock, an error, an approval): look
+    /// again at the poll period.
+    Pending,
+}
+
+impl Progress {
+    /// The progress of a pass that converged or not and found `pass`.
+    pub fn of(converged: bool, pass: &converge::Convergence) -> Progress {
+        if converged {
+            Progress::Converged
+        } else if pass.waits_only_on_own_operations() {
+            Progress::AwaitingOperations
+        } else {
+            Progress::Pending
+        }
+    }
+}
+
 /// When to look again after a pass. A converged object resyncs in its slot: a fixed phase of
 /// the resync period derived from `slot` (a stamp and its endpoint sets share one, so their
 /// group listing is read once), which spreads different slots evenly over the period. The wait
-/// is between half and one and a half periods.
-pub fn next_look(settings: &Settings, converged: bool, slot: &str) -> Action {
-    if !converged {
-        return Action::requeue(settings.poll);
+/// is between half and one and a half periods. An object whose operations will wake it looks
+/// again after a resync period anyway, should a wake-up be lost; polling it sooner would only
+/// list its groups to see them still running, and at a thousand stamps those listings are
+/// most of the subscription's read budget.
+pub fn next_look(settings: &Settings, progress: Progress, slot: &str) -> Action {
+    match progress {
+        Progress::Pending => Action::requeue(settings.poll),
+        Progress::AwaitingOperations => Action::requeue(settings.resync),
+        Progress::Converged => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            Action::requeue(resync_wait(settings.resync, slot, now))
+        }
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Action::requeue(resync_wait(settings.resync, slot, now))
 }
 
 /// How long from `now` (since the Unix epoch) until `slot`'s next resync of period `resync`.
@@ -867,5 +1008,36 @@ mod tests {
             }
         }
         assert_eq!(settings.listing_age(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn only_an_object_waiting_on_its_own_operations_skips_polling() {
+        use crate::azure::{LroKind, LroState, PollStyle};
+        let settings = Settings::default();
+        let op = LroState {
+            resource_id: "/subscriptions/s/resourceGroups/g/providers/A.B/c/d".into(),
+            kind: LroKind::Put,
+            poll_url: "https://arm/op/1".into(),
+            style: PollStyle::AsyncOperation,
+            started_at: 0,
+        };
+        let mut pass = converge::Convergence {
+            in_flight: vec![op],
+            ..Default::default()
+        };
+        assert_eq!(Progress::of(false, &pass), Progress::AwaitingOperations);
+        let look = next_look(&settings, Progress::of(false, &pass), "slot");
+        assert_eq!(look, Action::requeue(settings.resync));
+        // Held back by something no operation of its own will end: look at the poll period.
+        pass.held_by_others = true;
+        assert_eq!(Progress::of(false, &pass), Progress::Pending);
+        assert_eq!(
+            next_look(&settings, Progress::Pending, "slot"),
+            Action::requeue(settings.poll)
+        );
+        // Nothing running and not converged (an approval, say): polled as well.
+        let idle = converge::Convergence::default();
+        assert_eq!(Progress::of(false, &idle), Progress::Pending);
+        assert_eq!(Progress::of(true, &idle), Progress::Converged);
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::conditions::{merge, ready, Verdict};
 use super::converge::{tear_down, Convergence, Freshness, Mode};
-use super::{next_look, persist, write_status, Context, Error, Result, Settled};
+use super::{next_look, persist, write_status, Context, Error, Progress, Result, Settled};
 use crate::api::{
     ApprovalMode, DeletionPolicy, GlobalPlane, HasConditions, PlannedSubnet, PrivateLinkConnection,
     Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
@@ -319,10 +319,10 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         }
     };
     let freshness = ctx
-        .freshness(&plan.graph, Settled::of(generation, &previous))
+        .freshness(stamp, &plan.graph, Settled::of(generation, &previous))
         .await;
     if matches!(freshness, Freshness::Verified) {
-        return Ok(next_look(&ctx.settings, true, &slot(stamp)));
+        return Ok(next_look(&ctx.settings, Progress::Converged, &slot(stamp)));
     }
     let mode = Mode::of(stamp.spec.paused, stamp.spec.management_policy);
     let conv = ctx
@@ -412,7 +412,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
             .await,
     };
     let was_ready = previous.is_ready();
-    write_status(api, stamp, &status).await?;
+    ctx.write_pass_status(api, stamp, &status).await?;
     if converged && !was_ready {
         super::record_ready(ctx, "stamp", stamp, &previous.conditions);
         super::announce(
@@ -427,7 +427,11 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
     for error in &conv.terminal {
         super::announce(ctx, stamp, true, "AzureRefused", error.to_string()).await;
     }
-    Ok(next_look(&ctx.settings, converged, &slot(stamp)))
+    Ok(next_look(
+        &ctx.settings,
+        Progress::of(converged, &conv),
+        &slot(stamp),
+    ))
 }
 
 /// Disables the stamp's Front Door origin and lets in-flight requests drain before anything is

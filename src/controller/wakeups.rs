@@ -4,17 +4,24 @@
 //! the next wave of the object waits for the poll period after its operation ends, and a
 //! reconcile that waits inline holds one of the few reconcile slots the whole time. Here each
 //! such operation gets one watcher task that polls it at Azure's pace (`ArmClient::wait`) and,
-//! when it ends, however it ends, asks the object's controller for a reconcile.
+//! when it ends, however it ends, asks the object's controller for a reconcile. What it saw is
+//! kept for that reconcile: an operation seen to succeed is not polled again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use kube::runtime::reflector::ObjectRef;
 use kube::Resource;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
+use super::converge::Watched;
 use crate::azure::{ArmClient, LroState};
+
+/// How long an operation seen to succeed is remembered for a reconcile that never comes (its
+/// object was deleted meanwhile).
+const SUCCEEDED_KEPT: Duration = Duration::from_secs(3600);
 
 /// An object to reconcile again: namespace (if any) and name.
 type Target = (Option<String>, String);
@@ -25,6 +32,9 @@ pub struct Wakeups {
     channels: Mutex<HashMap<String, UnboundedSender<Target>>>,
     /// Poll URLs of the operations with a watcher.
     watching: Arc<Mutex<HashSet<String>>>,
+    /// Poll URLs of the operations a watcher saw succeed, with when and the hash of the body
+    /// each wrote, until a pass takes the news.
+    succeeded: Arc<Mutex<HashMap<String, (Instant, u64)>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -53,8 +63,15 @@ impl Wakeups {
     }
 
     /// Watches each of `operations` (not already watched) until it ends, then wakes `obj`.
-    pub fn after<K>(&self, arm: &Arc<ArmClient>, obj: &K, operations: &[LroState])
-    where
+    /// `started`: the hash of the body each operation this process started writes (by poll
+    /// URL); only those are told as succeeded, the rest are left for a poll to tell.
+    pub fn after<K>(
+        &self,
+        arm: &Arc<ArmClient>,
+        obj: &K,
+        operations: &[LroState],
+        started: &BTreeMap<String, u64>,
+    ) where
         K: Resource<DynamicType = ()>,
     {
         let Some(tx) = lock(&self.channels).get(K::kind(&()).as_ref()).cloned() else {
@@ -70,10 +87,16 @@ impl Wakeups {
                 continue;
             }
             let (arm, op, tx, target) = (arm.clone(), op.clone(), tx.clone(), target.clone());
-            let watching = self.watching.clone();
+            let written = started.get(&op.poll_url).copied();
+            let (watching, succeeded) = (self.watching.clone(), self.succeeded.clone());
             tokio::spawn(async move {
-                // Succeeded or failed, the next pass reads the outcome; the error is not ours.
-                let _ = arm.wait(&op).await;
+                // A failure is the next pass's to read (it writes the resource again); the error
+                // is not this task's to report.
+                if let (Ok(()), Some(hash)) = (arm.wait(&op).await, written) {
+                    let mut succeeded = lock(&succeeded);
+                    succeeded.retain(|_, (at, _)| at.elapsed() < SUCCEEDED_KEPT);
+                    succeeded.insert(op.poll_url.clone(), (Instant::now(), hash));
+                }
                 lock(&watching).remove(&op.poll_url);
                 // The controller is gone only when the process is stopping.
                 let _ = tx.send(target);
@@ -81,8 +104,15 @@ impl Wakeups {
         }
     }
 
-    /// Whether `op` has a watcher (it was running when last polled).
-    pub fn is_watching(&self, op: &LroState) -> bool {
-        lock(&self.watching).contains(&op.poll_url)
+    /// What the watchers know of `op`. That it succeeded is told once: the pass that hears it
+    /// records the resource as written.
+    pub fn watched(&self, op: &LroState) -> Watched {
+        if lock(&self.watching).contains(&op.poll_url) {
+            Watched::Running
+        } else if let Some((_, hash)) = lock(&self.succeeded).remove(&op.poll_url) {
+            Watched::Succeeded(hash)
+        } else {
+            Watched::Unknown
+        }
     }
 }

@@ -379,8 +379,8 @@ fn without_progress(status: &serde_json::Value) -> serde_json::Value {
 
 /// Writes `status` with server-side apply (one field manager, forced: the operator owns status).
 /// Nothing is sent when the object already carries this status (a resync that finds nothing
-/// new costs the API server nothing). `Ok(true)` when it was sent.
-pub async fn write_status<K>(api: &Api<K>, obj: &K, status: &impl serde::Serialize) -> Result<bool>
+/// new costs the API server nothing).
+pub async fn write_status<K>(api: &Api<K>, obj: &K, status: &impl serde::Serialize) -> Result<()>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -388,11 +388,9 @@ where
         + serde::Serialize
         + std::fmt::Debug,
 {
-    let current = serde_json::to_value(obj)
-        .ok()
-        .and_then(|mut o| o.get_mut("status").map(serde_json::Value::take));
+    let current = status_of(obj);
     if current.is_some() && current == serde_json::to_value(status).ok() {
-        return Ok(false);
+        return Ok(());
     }
     let name = obj
         .meta()
@@ -407,7 +405,14 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
-    Ok(true)
+    Ok(())
+}
+
+/// The status `obj` carries, as JSON.
+fn status_of(obj: &impl serde::Serialize) -> Option<serde_json::Value> {
+    serde_json::to_value(obj)
+        .ok()
+        .and_then(|mut o| o.get_mut("status").map(serde_json::Value::take))
 }
 
 /// Runs one reconcile of `controller` behind the cleanup finalizer (added before the first
@@ -571,10 +576,7 @@ impl Context {
     {
         let key = backoff_key(obj);
         let wanted = StatusDigest::of(&serde_json::to_value(status).unwrap_or_default());
-        let cached = serde_json::to_value(obj)
-            .ok()
-            .and_then(|mut o| o.get_mut("status").map(serde_json::Value::take))
-            .map(|s| StatusDigest::of(&s));
+        let cached = status_of(obj).map(|s| StatusDigest::of(&s));
         let last = self.written_status().get(&key).copied();
         let same = |d: Option<StatusDigest>| d.is_some_and(|d| d.full == wanted.full);
         if same(cached) || same(last.map(|(_, d)| d)) {

@@ -325,6 +325,34 @@ fn trace(emulator: &RunningEmulator, from: usize, to: usize, start: Instant, pat
     eprintln!("trace: {}", path.display());
 }
 
+/// The API server's own count of the requests it served, by `VERB resource[/subresource]`, from
+/// `apiserver_request_total` on its `/metrics`.
+fn apiserver_requests(cp: &ControlPlane) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in cp.kubectl_ok(&["get", "--raw", "/metrics"]).lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|l| l.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let mut key = format!("{} {}", label("verb"), label("resource"));
+        let sub = label("subresource");
+        if !sub.is_empty() {
+            key = format!("{key}/{sub}");
+        }
+        *out.entry(key).or_default() += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    out
+}
+
 /// Readiness of every GlobalPlane, Stamp and PrivateEndpointSet, from watches held by the bench
 /// itself: polling with kubectl would start a process and list everything twice a second on the
 /// CPUs the operator and the control plane share, and disturb what is measured.
@@ -422,6 +450,7 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
     let log = std::fs::File::create(dir.path().join("operator.log")).unwrap();
     let apiserver = cp.apiserver_pid();
     let (_, apiserver_cpu_before) = usage(apiserver);
+    let apiserver_requests_before = apiserver_requests(&cp);
     let before = emulator.requests().len();
     let started = Instant::now();
     let operator = Operator {
@@ -470,6 +499,11 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
     // The API server shares the machine's CPUs with the operator and the emulator; its share
     // shows when it, not Azure, holds convergence back.
     let apiserver_cpu = usage(apiserver).1 - apiserver_cpu_before;
+    let mut apiserver_served = apiserver_requests(&cp);
+    for (key, count) in &apiserver_requests_before {
+        *apiserver_served.entry(key.clone()).or_default() -= count;
+    }
+    apiserver_served.retain(|_, count| *count >= 1.0);
     if let Some(path) = &args.trace {
         trace(
             &emulator,
@@ -531,6 +565,8 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
             "cpuSecondsTotal": cpu_total,
         },
         "apiServerCpuSecondsToConverge": apiserver_cpu,
+        // Includes the bench's own watches and this count's two reads of /metrics.
+        "apiServerRequestsToConverge": apiserver_served,
     })
 }
 

@@ -214,6 +214,130 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
     );
 }
 
+/// A stamp's origin sits under its GlobalPlane's Front Door profile, whose `changedTime` moves
+/// with every other stamp's origin write. When only such a shared parent moved, a settled stamp
+/// reads what it has under it (its origin: one GET) instead of everything, and trusts the new
+/// fingerprint from then on; a change to its own origin, or to anything of its own, still
+/// calls for a full pass.
+#[tokio::test]
+async fn a_sibling_moving_a_shared_parent_costs_a_settled_stamp_one_read_not_a_full_pass() {
+    use stamp_operator::api::Verification;
+    use stamp_operator::controller::converge::{freshness, listed, Freshness};
+    use stamp_operator::plan::ResourceKind;
+    let plan = plan_bundle(&west_europe());
+    let graphs = plan.graphs();
+    let emulator = RunningEmulator::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let arm = client(&emulator);
+    emulator.seed_examples().await.unwrap();
+    for graph in &graphs {
+        apply(&arm, graph).await;
+    }
+    let stamp = graphs
+        .iter()
+        .find(|g| g.of_kind(ResourceKind::FrontDoorOrigin).next().is_some())
+        .unwrap();
+    let origin = stamp.of_kind(ResourceKind::FrontDoorOrigin).next().unwrap();
+    let fresh = ListingAge {
+        accepted: Duration::ZERO,
+        kept: Duration::from_secs(60),
+    };
+    let recorded = Verification {
+        fingerprint: listed(&arm, stamp, fresh).await.unwrap().fingerprint,
+        at: chrono::Utc::now().to_rfc3339(),
+    };
+    let hour = Duration::from_secs(3600);
+    let gets = |e: &RunningEmulator| e.stats().by_method.get("GET").copied().unwrap_or(0);
+    let look = |rechecked: Option<String>| {
+        let (arm, recorded) = (&arm, &recorded);
+        async move {
+            freshness(
+                arm,
+                stamp,
+                Some(recorded),
+                true,
+                hour,
+                fresh,
+                rechecked.as_deref(),
+            )
+            .await
+        }
+    };
+    assert!(matches!(
+        look(None).await,
+        Freshness::Verified { rechecked: None }
+    ));
+
+    // Another stamp joins the origin group.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let sibling = origin
+        .id
+        .to_string()
+        .replace(origin.id.name(), "another-stamp");
+    let mut body = origin.body.clone();
+    body["properties"]["hostName"] = json!("10.99.8.196");
+    // (Its link would be to its own Private Link Service, not this stamp's.)
+    body["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("sharedPrivateLinkResource");
+    let written = arm
+        .put(&sibling, origin.kind.api_version(), &body, None)
+        .await
+        .unwrap();
+    if let PutOutcome::Started(op) = written {
+        arm.wait(&op).await.unwrap();
+    }
+    let before = gets(&emulator);
+    let Freshness::Verified {
+        rechecked: Some(accepted),
+    } = look(None).await
+    else {
+        panic!("a sibling's origin called for a full pass");
+    };
+    assert_ne!(accepted, recorded.fingerprint);
+    assert_eq!(
+        gets(&emulator) - before,
+        3,
+        "two group listings and the stamp's own origin (its origin group is implied)"
+    );
+    let before = gets(&emulator);
+    assert!(matches!(
+        look(Some(accepted.clone())).await,
+        Freshness::Verified { rechecked: None }
+    ));
+    assert_eq!(
+        gets(&emulator) - before,
+        2,
+        "an accepted recheck is not redone"
+    );
+
+    // The stamp's own origin drifts: the recheck sees it.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert!(emulator.mutate(origin.id.as_str(), |b| b["properties"]["weight"] = json!(7)));
+    assert!(matches!(
+        look(Some(accepted.clone())).await,
+        Freshness::Stale(Some(_))
+    ));
+    assert!(emulator.mutate(origin.id.as_str(), |b| {
+        b["properties"]["weight"] = origin.body["properties"]["weight"].clone()
+    }));
+    assert!(matches!(
+        look(None).await,
+        Freshness::Verified { rechecked: Some(_) }
+    ));
+
+    // Something of its own moves: a full pass, whatever the shared parent says.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let nsg = stamp
+        .of_kind(ResourceKind::NetworkSecurityGroup)
+        .next()
+        .unwrap();
+    assert!(emulator.mutate(nsg.id.as_str(), |b| b["tags"] = json!({ "drift": "1" })));
+    assert!(matches!(look(None).await, Freshness::Stale(Some(_))));
+}
+
 /// A pass that finds an operation of an earlier pass still running reports its component as
 /// being provisioned (a stamp is not Ready while its firewall is still being built), and a pass
 /// told by the watcher that the operation succeeded, writing the body still wanted, neither polls

@@ -351,7 +351,10 @@ pub async fn converge(
             }
             None => {}
         }
-        match arm.get(external.as_str(), "2024-09-01").await {
+        match arm
+            .get(external.as_str(), ResourceKind::api_version_of(external))
+            .await
+        {
             Ok(Some(_)) => {
                 out.ready.insert(external.as_str().to_ascii_lowercase());
             }
@@ -454,7 +457,10 @@ pub async fn tear_down(
 #[derive(Debug)]
 pub enum Freshness {
     /// The plan and the group listing are as they were at the last full check: nothing to do.
-    Verified,
+    /// `rechecked`: the listing's fingerprint, when only parents other objects own had moved
+    /// and reading this graph's resources under them found them as wanted; a later listing
+    /// with that fingerprint needs no second look.
+    Verified { rechecked: Option<String> },
     /// A full pass is due. The listing taken before it (`None` when it could not be read: then
     /// every resource is read), whose fingerprint is recorded if the pass converges without
     /// writing — a change made during the pass then shows up at the next resync.
@@ -468,7 +474,8 @@ pub type Changed = BTreeMap<String, String>;
 /// What the listings of a graph's resource groups say about it.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
-    /// Hash of the graph and of the `changedTime` of everything listed that it covers.
+    /// Hash of the graph and of the `changedTime` of everything listed that it covers: two
+    /// halves, what this graph's own resources say and what parents other objects own say.
     pub fingerprint: String,
     /// Per resource of the graph.
     pub changed: Changed,
@@ -477,6 +484,11 @@ pub struct Listing {
     /// The groups listed (lower-case ids), and whether each exists: what is not in `tracked`
     /// is not in them.
     pub groups: BTreeMap<String, bool>,
+    /// Resources of the graph, and ids it requires, that roll up to a tracked parent another
+    /// object owns (a stamp's origin under its GlobalPlane's Front Door profile): that parent's
+    /// `changedTime` moves with every sibling's write, so only reading them tells whether they
+    /// moved.
+    pub under_shared: BTreeSet<String>,
 }
 
 impl Listing {
@@ -524,6 +536,9 @@ pub struct Known {
     /// Poll URLs of operations a pass saw end, while the object's cached status still lists
     /// them (the status written since has not come back through the watch yet).
     ended: BTreeSet<String>,
+    /// A fingerprint accepted after reading what lies under parents other objects own (see
+    /// `freshness`): kept here rather than in status, as it moves with every sibling's write.
+    rechecked: Option<String>,
 }
 
 impl Known {
@@ -532,7 +547,9 @@ impl Known {
     /// change this operator knows of. (Another writer in the moment between our write and
     /// this listing would go unseen until the periodic full check.)
     pub fn new(previous: Option<Known>, listing: Listing) -> Known {
-        let (mut matched, ended) = previous.map(|p| (p.matched, p.ended)).unwrap_or_default();
+        let (mut matched, ended, rechecked) = previous
+            .map(|p| (p.matched, p.ended, p.rechecked))
+            .unwrap_or_default();
         for (id, (then, _)) in &mut matched {
             if then.is_empty() {
                 if let Some(now) = listing.changed.get(id) {
@@ -545,7 +562,18 @@ impl Known {
             matched,
             passed: None,
             ended,
+            rechecked,
         }
+    }
+
+    /// The fingerprint an earlier look accepted after a recheck.
+    pub fn rechecked(&self) -> Option<&str> {
+        self.rechecked.as_deref()
+    }
+
+    /// Remembers that a look found `fingerprint` fine after a recheck.
+    pub fn recheck_passed(&mut self, fingerprint: String) {
+        self.rechecked = Some(fingerprint);
     }
 
     /// `in_flight` (from the object's status) without the operations an earlier pass already
@@ -638,6 +666,7 @@ impl Known {
             },
             passed: Some(Instant::now()),
             ended: self.ended,
+            rechecked: self.rechecked,
         }
     }
 
@@ -717,7 +746,9 @@ pub async fn listed(
             current = c.parent();
         }
     }
+    let own: BTreeSet<String> = graph.resources.iter().map(key).collect();
     let mut hash = graph_hash(graph);
+    let mut shared_hash = FNV_OFFSET;
     let mut tracked: Changed = BTreeMap::new();
     let mut listed_groups = BTreeMap::new();
     for (subscription, group) in groups {
@@ -739,10 +770,33 @@ pub async fn listed(
             hash = fnv1a64(hash, "absent");
         }
         for (id, changed) in found {
-            hash = fnv1a64(fnv1a64(hash, &id), &changed);
+            if own.contains(&id) {
+                hash = fnv1a64(fnv1a64(hash, &id), &changed);
+            } else {
+                shared_hash = fnv1a64(fnv1a64(shared_hash, &id), &changed);
+            }
             tracked.insert(id, changed);
         }
     }
+    let covering = |id: &crate::plan::ArmId| {
+        let mut current = Some(id.clone());
+        while let Some(c) = current {
+            let k = key_of(c.as_str());
+            if tracked.contains_key(&k) {
+                return Some(k);
+            }
+            current = c.parent();
+        }
+        None
+    };
+    let under_shared = graph
+        .resources
+        .iter()
+        .map(|r| &r.id)
+        .chain(&graph.requires)
+        .filter(|id| covering(id).is_some_and(|c| !own.contains(&c)))
+        .map(|id| key_of(id.as_str()))
+        .collect();
     let mut changed = Changed::new();
     for r in &graph.resources {
         if r.kind == ResourceKind::ResourceGroup {
@@ -763,10 +817,11 @@ pub async fn listed(
         }
     }
     Ok(Listing {
-        fingerprint: format!("{hash:016x}"),
+        fingerprint: format!("{hash:016x}{shared_hash:016x}"),
         changed,
         tracked,
         groups: listed_groups,
+        under_shared,
     })
 }
 
@@ -786,7 +841,9 @@ fn key_of(id: &str) -> String {
 
 /// Decides whether a full pass is due. `settled`: the status describes the current generation,
 /// is Ready and has nothing in flight. A recorded check older than `max_age` is redone anyway
-/// (the safety net for any change a listing cannot show).
+/// (the safety net for any change a listing cannot show). `rechecked`: a fingerprint an
+/// earlier look in this process accepted after reading what lies under parents other objects
+/// own.
 pub async fn freshness(
     arm: &ArmClient,
     graph: &DesiredGraph,
@@ -794,6 +851,7 @@ pub async fn freshness(
     settled: bool,
     max_age: Duration,
     listing_age: ListingAge,
+    rechecked: Option<&str>,
 ) -> Freshness {
     let listing = match listed(arm, graph, listing_age).await {
         Ok(found) => found,
@@ -806,8 +864,60 @@ pub async fn freshness(
             let age = chrono::Utc::now().signed_duration_since(at);
             age.to_std().is_ok_and(|age| age < max_age)
         });
-    match recorded {
-        Some(v) if settled && young && v.fingerprint == listing.fingerprint => Freshness::Verified,
-        _ => Freshness::Stale(Some(listing)),
+    let Some(recorded) = recorded.filter(|_| settled && young) else {
+        return Freshness::Stale(Some(listing));
+    };
+    if recorded.fingerprint == listing.fingerprint || rechecked == Some(&listing.fingerprint) {
+        return Freshness::Verified { rechecked: None };
     }
+    // Only parents other objects own moved (their other children were written): what this
+    // graph has under them is read, a GET each, instead of everything.
+    let own_half = |f: &str| f.get(..16).map(str::to_string);
+    if own_half(&recorded.fingerprint) == own_half(&listing.fingerprint)
+        && still_as_wanted(arm, graph, &listing.under_shared).await
+    {
+        return Freshness::Verified {
+            rechecked: Some(listing.fingerprint),
+        };
+    }
+    Freshness::Stale(Some(listing))
+}
+
+/// Whether each of `ids` — resources of `graph` or ids it requires — is as a full pass would
+/// leave it: a resource exists, says what is wanted and its last operation succeeded; a
+/// required id exists (known without a read when a resource under it does).
+async fn still_as_wanted(arm: &ArmClient, graph: &DesiredGraph, ids: &BTreeSet<String>) -> bool {
+    let resources: Vec<&DesiredResource> = graph
+        .resources
+        .iter()
+        .filter(|r| ids.contains(&key(r)))
+        .collect();
+    for r in &resources {
+        let Ok(Some(live)) = arm.get(r.id.as_str(), r.kind.api_version()).await else {
+            return false;
+        };
+        let succeeded = matches!(live.provisioning_state(), Some("Succeeded") | None);
+        if !succeeded || crate::azure::diff::first_difference(&r.body, &live.body).is_some() {
+            return false;
+        }
+    }
+    for required in &graph.requires {
+        let id = key_of(required.as_str());
+        let implied = resources.iter().any(|r| {
+            key(r)
+                .strip_prefix(&id)
+                .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if !ids.contains(&id) || implied {
+            continue;
+        }
+        if !matches!(
+            arm.get(required.as_str(), ResourceKind::api_version_of(required))
+                .await,
+            Ok(Some(_))
+        ) {
+            return false;
+        }
+    }
+    true
 }

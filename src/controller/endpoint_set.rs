@@ -241,7 +241,7 @@ async fn apply(
     let freshness = ctx
         .freshness(set, &plan.graph, Settled::of(generation, &previous))
         .await;
-    if matches!(freshness, Freshness::Verified) {
+    if matches!(freshness, Freshness::Verified { .. }) {
         return Ok(next_look(
             &ctx.settings,
             Progress::Converged,

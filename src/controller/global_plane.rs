@@ -124,7 +124,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     let freshness = ctx
         .freshness(global, &plan.graph, Settled::of(generation, &previous))
         .await;
-    if matches!(freshness, Freshness::Verified) {
+    if matches!(freshness, Freshness::Verified { .. }) {
         // Azure is as last checked; only what the stamps report may have moved.
         if origins != previous.stamps {
             let status = GlobalPlaneStatus {

@@ -636,20 +636,31 @@ impl Context {
         let settled = status.observed_generation == status.generation
             && status.ready
             && status.in_flight.is_empty();
+        let key = backoff_key(obj);
         let kept = self.settings.listing_age();
-        let accepted = self
-            .known()
-            .get(&backoff_key(obj))
-            .map_or(kept, |k| k.listing_age(kept));
-        converge::freshness(
+        let (accepted, rechecked) = self.known().get(&key).map_or((kept, None), |k| {
+            (k.listing_age(kept), k.rechecked().map(str::to_string))
+        });
+        let freshness = converge::freshness(
             &self.arm,
             graph,
             status.verified,
             settled,
             self.settings.full_check,
             ListingAge { accepted, kept },
+            rechecked.as_deref(),
         )
-        .await
+        .await;
+        if let converge::Freshness::Verified {
+            rechecked: Some(fingerprint),
+        } = &freshness
+        {
+            self.known()
+                .entry(key)
+                .or_default()
+                .recheck_passed(fingerprint.clone());
+        }
+        freshness
     }
 }
 

@@ -321,7 +321,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
     let freshness = ctx
         .freshness(stamp, &plan.graph, Settled::of(generation, &previous))
         .await;
-    if matches!(freshness, Freshness::Verified) {
+    if matches!(freshness, Freshness::Verified { .. }) {
         return Ok(next_look(&ctx.settings, Progress::Converged, &slot(stamp)));
     }
     let mode = Mode::of(stamp.spec.paused, stamp.spec.management_policy);

@@ -101,6 +101,22 @@ impl ResourceKind {
             _ => "2024-05-01",
         }
     }
+
+    /// The api-version to read `id` with when only its id is known (a resource another object
+    /// provides, such as the origin group a stamp's origin joins or the subnet a set uses).
+    pub fn api_version_of(id: &ArmId) -> &'static str {
+        let kind = id.resource_type().to_ascii_lowercase();
+        let kind = if kind.starts_with("microsoft.cdn/") {
+            ResourceKind::FrontDoorProfile
+        } else if kind.starts_with("microsoft.network/privatednszones") {
+            ResourceKind::PrivateDnsZone
+        } else if kind == "microsoft.resources/resourcegroups" {
+            ResourceKind::ResourceGroup
+        } else {
+            ResourceKind::VirtualNetwork
+        };
+        kind.api_version()
+    }
 }
 
 /// Which status condition a resource feeds.

@@ -315,13 +315,13 @@ async fn apply(
             .verification(&plan.graph, converged, &conv, freshness)
             .await,
     };
-    ctx.write_pass_status(api, set, &status).await?;
+    let written = ctx.write_pass_status(api, set, &status).await?;
     if converged && !previous.is_ready() {
         super::record_ready(ctx, "privateendpointset", set, &previous.conditions);
     }
     Ok(next_look(
         &ctx.settings,
-        Progress::of(converged, &conv),
+        Progress::of(converged, &conv).after(written),
         &slot(set, stamp.as_deref()),
     ))
 }

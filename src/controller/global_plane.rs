@@ -77,7 +77,7 @@ async fn stamps_of(ctx: &Context, name: &str) -> Result<Vec<std::sync::Arc<Stamp
 }
 
 /// What each stamp reports about its Front Door origin.
-fn origins(stamps: &[std::sync::Arc<Stamp>]) -> Vec<StampOriginStatus> {
+pub fn origins(stamps: &[std::sync::Arc<Stamp>]) -> Vec<StampOriginStatus> {
     stamps
         .iter()
         .map(|s| {
@@ -126,17 +126,15 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
         .await;
     if matches!(freshness, Freshness::Verified { .. }) {
         // Azure is as last checked; only what the stamps report may have moved.
-        if origins != previous.stamps {
-            let status = GlobalPlaneStatus {
-                stamp_count: origins.iter().filter(|o| o.origin_id.is_some()).count() as i32,
-                stamps: origins,
-                ..previous
-            };
-            write_status(api, global, &status).await?;
-        }
+        let status = GlobalPlaneStatus {
+            stamp_count: origins.iter().filter(|o| o.origin_id.is_some()).count() as i32,
+            stamps: origins,
+            ..previous
+        };
+        let written = ctx.write_pass_status(api, global, &status).await?;
         return Ok(next_look(
             &ctx.settings,
-            Progress::Converged,
+            Progress::Converged.after(written),
             &global.name_any(),
         ));
     }
@@ -208,14 +206,14 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
             .await,
     };
     let was_ready = previous.is_ready();
-    ctx.write_pass_status(api, global, &status).await?;
+    let written = ctx.write_pass_status(api, global, &status).await?;
     if converged && !was_ready {
         super::record_ready(ctx, "globalplane", global, &previous.conditions);
         tracing::info!(global = %global.name_any(), "GlobalPlane is ready");
     }
     Ok(next_look(
         &ctx.settings,
-        Progress::of(converged, &conv),
+        Progress::of(converged, &conv).after(written),
         &global.name_any(),
     ))
 }

@@ -6,6 +6,7 @@ pub mod conditions;
 pub mod converge;
 pub mod endpoint_set;
 pub mod error;
+pub mod follow;
 pub mod global_plane;
 pub mod leader;
 pub mod metrics;
@@ -185,71 +186,101 @@ pub async fn run(ctx: Arc<Context>) {
             .concurrency(ctx.settings.concurrency)
             .debounce(Duration::from_millis(20))
     };
-    let (stamp_store, stamp_stream) = trimmed_watch(Api::<Stamp>::all(client.clone()));
-    let (set_store, set_stream) = trimmed_watch(Api::<PrivateEndpointSet>::all(client.clone()));
-    let (global_store, global_stream) = trimmed_watch(Api::<GlobalPlane>::all(client.clone()));
+    let (mut set_follows, stamps_woken) = follow::follower(what_a_stamp_reads, |set| {
+        stamp_of(set).into_iter().collect::<Vec<_>>()
+    });
+    let (set_store, set_stream) = trimmed_watch(
+        Api::<PrivateEndpointSet>::all(client.clone()),
+        move |event| set_follows.observe(event),
+    );
+    let sets_of_stamp = set_store.clone();
+    let (mut stamp_follows_for_sets, sets_woken) =
+        follow::follower(what_a_set_reads, move |stamp: &Stamp| {
+            let me = ObjectRef::from_obj(stamp);
+            sets_of_stamp
+                .state()
+                .into_iter()
+                .filter(|s| stamp_of(s).as_ref() == Some(&me))
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect::<Vec<_>>()
+        });
+    let (mut stamp_follows_for_globals, globals_woken) =
+        follow::follower(what_a_global_plane_reads, |stamp: &Stamp| {
+            vec![ObjectRef::new(&stamp.spec.global_plane_ref.name)]
+        });
+    let (stamp_store, stamp_stream) =
+        trimmed_watch(Api::<Stamp>::all(client.clone()), move |event| {
+            stamp_follows_for_sets.observe(event);
+            stamp_follows_for_globals.observe(event);
+        });
+    let (global_store, global_stream) =
+        trimmed_watch(Api::<GlobalPlane>::all(client.clone()), |_| {});
     let _ = ctx.caches.set(Caches {
         stamps: stamp_store.clone(),
         sets: set_store.clone(),
         globals: global_store.clone(),
     });
-    let set_specs = watcher(
-        Api::<PrivateEndpointSet>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .touched_objects()
-    .predicate_filter(spec_or_metadata, Default::default());
     let stamps = Controller::for_stream(stamp_stream, stamp_store)
         .with_config(config())
-        .watches_stream(set_specs, |set| {
-            let ns = set.namespace()?;
-            set.spec
-                .target
-                .stamp_ref
-                .as_ref()
-                .map(|s| ObjectRef::new(&s.name).within(&ns))
-        })
+        .reconcile_on(stamps_woken)
         .reconcile_on(ctx.wakeups.stream::<Stamp>())
         .run(stamp::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
-    let sets_of_stamp = set_store.clone();
     let sets = Controller::for_stream(set_stream, set_store)
         .with_config(config())
-        .watches(
-            Api::<Stamp>::all(client.clone()),
-            watcher::Config::default(),
-            move |stamp| {
-                let (ns, name) = (stamp.namespace(), stamp.name_any());
-                sets_of_stamp
-                    .state()
-                    .into_iter()
-                    .filter(|s| {
-                        s.metadata.namespace == ns
-                            && s.spec
-                                .target
-                                .stamp_ref
-                                .as_ref()
-                                .is_some_and(|r| r.name == name)
-                    })
-                    .map(|s| ObjectRef::from_obj(s.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .reconcile_on(sets_woken)
         .reconcile_on(ctx.wakeups.stream::<PrivateEndpointSet>())
         .run(endpoint_set::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
     let globals = Controller::for_stream(global_stream, global_store)
         .with_config(config())
-        // A stamp coming, going or changing its origin changes what the GlobalPlane reports.
-        .watches(
-            Api::<Stamp>::all(client.clone()),
-            watcher::Config::default(),
-            |stamp| Some(ObjectRef::new(&stamp.spec.global_plane_ref.name)),
-        )
+        .reconcile_on(globals_woken)
         .reconcile_on(ctx.wakeups.stream::<GlobalPlane>())
         .run(global_plane::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
     futures::join!(stamps, sets, globals);
+}
+
+/// The stamp a set's endpoints go into, if any.
+fn stamp_of(set: &PrivateEndpointSet) -> Option<ObjectRef<Stamp>> {
+    let ns = set.namespace()?;
+    let stamp = set.spec.target.stamp_ref.as_ref()?;
+    Some(ObjectRef::new(&stamp.name).within(&ns))
+}
+
+/// What a stamp reads of a set: its spec (the set's DNS zones are the stamp's), and whether it
+/// is going.
+fn what_a_stamp_reads(set: &PrivateEndpointSet) -> u64 {
+    let spec = serde_json::to_string(&set.spec).unwrap_or_default();
+    let going = set.metadata.deletion_timestamp.is_some();
+    converge::stable_hash(&format!("{spec}{going}"))
+}
+
+/// What a set reads of its stamp: the stamp itself (its spec, which plans the set's subnet and
+/// zones; its uid, the set's owner) and whether the network and zones the set needs exist
+/// (until they do, the set waits).
+fn what_a_set_reads(stamp: &Stamp) -> u64 {
+    let status = stamp.status.as_ref();
+    let built: Vec<bool> = ["Network", "PrivateLink"]
+        .iter()
+        .map(|type_| {
+            status
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == *type_))
+                .is_some_and(|c| c.status == "True")
+        })
+        .collect();
+    converge::stable_hash(&format!(
+        "{:?}{:?}{}{built:?}",
+        stamp.metadata.uid,
+        stamp.metadata.generation,
+        stamp.metadata.deletion_timestamp.is_some(),
+    ))
+}
+
+/// What a GlobalPlane reads of a stamp: what it reports of the stamp's origin.
+fn what_a_global_plane_reads(stamp: &Stamp) -> u64 {
+    let origins = global_plane::origins(&[Arc::new(stamp.clone())]);
+    converge::stable_hash(&serde_json::to_string(&origins).unwrap_or_default())
 }
 
 /// What a change must touch to trigger a reconcile: the spec (`metadata.generation`, which the
@@ -266,8 +297,12 @@ fn spec_or_metadata<K: Resource>(obj: &K) -> Option<u64> {
 /// A watch of `api` feeding a cache without what the reconcilers never read: managed fields and
 /// kubectl's last-applied copy of the object are most of an object's size, and with thousands
 /// of stamps most of the operator's memory.
+///
+/// `on_event` sees every event once the cache holds it: the followers of this kind (see
+/// `follow`) take their news from this watch instead of one of their own.
 fn trimmed_watch<K>(
     api: Api<K>,
+    mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
 ) -> (
     kube::runtime::reflector::Store<K>,
     impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static,
@@ -291,6 +326,11 @@ where
             }
         })
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                on_event(event);
+            }
+        })
         .applied_objects()
         .predicate_filter(spec_or_metadata, Default::default());
     (reader, stream)
@@ -359,17 +399,26 @@ impl Backoff {
     }
 }
 
-/// A status without its progress detail: the operations in flight and the conditions'
-/// messages.
+/// A status without its progress detail: the operations in flight, the conditions' messages,
+/// the component conditions (only `Ready`, `Reconciling` and `Stalled` are what tools such as
+/// kstatus and Flux act on) and what a GlobalPlane reports of its stamps (each stamp reports
+/// it too, at once).
 fn without_progress(status: &serde_json::Value) -> serde_json::Value {
+    const DECISIVE: [&str; 3] = ["Ready", "Reconciling", "Stalled"];
     let mut status = status.clone();
     if let Some(fields) = status.as_object_mut() {
-        fields.remove("inFlight");
-        let conditions = fields
+        for progress in ["inFlight", "stamps", "stampCount"] {
+            fields.remove(progress);
+        }
+        if let Some(conditions) = fields
             .get_mut("conditions")
-            .and_then(serde_json::Value::as_array_mut);
-        for condition in conditions.into_iter().flatten() {
-            if let Some(condition) = condition.as_object_mut() {
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            conditions.retain(|c| c["type"].as_str().is_some_and(|t| DECISIVE.contains(&t)));
+            for condition in conditions
+                .iter_mut()
+                .filter_map(serde_json::Value::as_object_mut)
+            {
                 condition.remove("message");
             }
         }
@@ -554,19 +603,20 @@ impl Context {
     }
 
     /// Writes the status a pass over `obj` found. What people and other controllers act on —
-    /// phase, conditions' status and reason, outputs, endpoints — is written at once; when only
-    /// progress detail moved (the operations in flight, the conditions' messages) it is written
-    /// at most once per poll period. Each write costs the API server a write and a watch event
-    /// to every watcher, and a converging stamp ends an operation every few seconds. (Operations
-    /// left out of status meanwhile are not lost to a restart: a resource still being written
-    /// reads as busy and is not written again.) What this process wrote last is compared too:
-    /// the cached object may not show it yet, and writing it again would change nothing.
+    /// phase, `Ready`, `Reconciling` and `Stalled`, outputs, endpoints — is written at once;
+    /// when only progress detail moved (see `without_progress`) it is written at most once per
+    /// poll period, and `Deferred` asks the caller to look again by then. Each write costs the
+    /// API server a write and a watch event to every watcher, and a converging stamp ends an
+    /// operation every few seconds. (Operations left out of status meanwhile are not lost to a
+    /// restart: a resource still being written reads as busy and is not written again.) What
+    /// this process wrote last is compared too: the cached object may not show it yet, and
+    /// writing it again would change nothing.
     pub async fn write_pass_status<K>(
         &self,
         api: &Api<K>,
         obj: &K,
         status: &impl serde::Serialize,
-    ) -> Result<()>
+    ) -> Result<StatusWrite>
     where
         K: Resource<DynamicType = ()>
             + Clone
@@ -580,7 +630,7 @@ impl Context {
         let last = self.written_status().get(&key).copied();
         let same = |d: Option<StatusDigest>| d.is_some_and(|d| d.full == wanted.full);
         if same(cached) || same(last.map(|(_, d)| d)) {
-            return Ok(());
+            return Ok(StatusWrite::Current);
         }
         let only_progress = [cached, last.map(|(_, d)| d)]
             .into_iter()
@@ -588,12 +638,12 @@ impl Context {
             .any(|d| d.decisive == wanted.decisive);
         let recently = last.is_some_and(|(at, _)| at.elapsed() < self.settings.poll);
         if only_progress && recently {
-            return Ok(());
+            return Ok(StatusWrite::Deferred);
         }
         write_status(api, obj, status).await?;
         self.written_status()
             .insert(key, (std::time::Instant::now(), wanted));
-        Ok(())
+        Ok(StatusWrite::Current)
     }
 
     fn written_status(
@@ -606,6 +656,15 @@ impl Context {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// What became of a status a pass found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusWrite {
+    /// The object carries it (written now, or already).
+    Current,
+    /// Progress detail only, written less than a poll period ago: left for a later look.
+    Deferred,
 }
 
 /// Hashes of a status: whole, and without its progress detail (what is decisive).
@@ -816,6 +875,15 @@ pub enum Progress {
 }
 
 impl Progress {
+    /// What is left of this progress once status was `written`: a deferred status write needs
+    /// a look within the poll period, whatever else would wake the object.
+    pub fn after(self, written: StatusWrite) -> Progress {
+        match written {
+            StatusWrite::Current => self,
+            StatusWrite::Deferred => Progress::Pending,
+        }
+    }
+
     /// The progress of a pass that converged or not and found `pass`.
     pub fn of(converged: bool, pass: &converge::Convergence) -> Progress {
         if converged {

@@ -412,7 +412,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
             .await,
     };
     let was_ready = previous.is_ready();
-    ctx.write_pass_status(api, stamp, &status).await?;
+    let written = ctx.write_pass_status(api, stamp, &status).await?;
     if converged && !was_ready {
         super::record_ready(ctx, "stamp", stamp, &previous.conditions);
         super::announce(
@@ -429,7 +429,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
     }
     Ok(next_look(
         &ctx.settings,
-        Progress::of(converged, &conv),
+        Progress::of(converged, &conv).after(written),
         &slot(stamp),
     ))
 }

@@ -489,3 +489,41 @@ async fn every_request_is_counted_in_the_metrics() {
     );
     assert!(text.contains("arm_budget_tokens{class=\"read\"}"), "{text}");
 }
+
+/// What many objects require and another provides is read once per look: a read younger than
+/// the age a caller accepts answers it, a missing resource included, and a caller accepting no
+/// age reads afresh (and sees it appear).
+#[tokio::test]
+async fn a_recent_read_of_a_required_resource_is_shared() {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    let gets = |e: &RunningEmulator| e.stats().by_method.get("GET").copied().unwrap_or(0);
+    let shared = ListingAge {
+        accepted: Duration::from_secs(60),
+        kept: Duration::from_secs(60),
+    };
+    let before = gets(&emulator);
+    assert!(!arm.exists_recent(&nsg("n"), NET, shared).await.unwrap());
+    assert!(!arm.exists_recent(&nsg("n"), NET, shared).await.unwrap());
+    assert_eq!(
+        gets(&emulator) - before,
+        1,
+        "the second answer is the first read"
+    );
+
+    let created = arm
+        .apply(&nsg("n"), NET, &nsg_body(deny_all()))
+        .await
+        .unwrap();
+    finish(&arm, created).await;
+    assert!(
+        !arm.exists_recent(&nsg("n"), NET, shared).await.unwrap(),
+        "within the accepted age the earlier read stands"
+    );
+    let before = gets(&emulator);
+    assert!(arm
+        .exists_recent(&nsg("n"), NET, ListingAge::default())
+        .await
+        .unwrap());
+    assert_eq!(gets(&emulator) - before, 1);
+    assert!(arm.exists_recent(&nsg("n"), NET, shared).await.unwrap());
+}

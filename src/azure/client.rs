@@ -143,7 +143,8 @@ impl Answer {
 }
 
 /// Which kept listing of a resource group a caller accepts (`ArmClient::list_group_recent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The default accepts none: every look reads afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ListingAge {
     /// The oldest listing this caller accepts; zero asks for a fresh read.
     pub accepted: Duration,
@@ -159,8 +160,9 @@ pub struct ArmClient {
     budget: Arc<ThrottleBudget>,
     permits: Semaphore,
     metrics: ArmMetrics,
-    /// Recent group listings by lower-case group id: objects that resync together (a stamp and
-    /// its endpoint sets, the stamps of one Front Door) share one read.
+    /// Recent group listings by lower-case group id, and recent reads of resources many objects
+    /// require by lower-case id: objects that resync together (a stamp and its endpoint sets,
+    /// the stamps of one Front Door) share one read.
     listings:
         std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<GroupListing>>>>,
     /// Per operation poll URL, when Azure asked to be polled again (only running operations).
@@ -492,12 +494,37 @@ impl ArmClient {
     ) -> Result<Option<Vec<Value>>, AzureError> {
         let key =
             format!("/subscriptions/{subscription}/resourcegroups/{group}").to_ascii_lowercase();
+        self.recent(key, age, self.list_group(subscription, group))
+            .await
+    }
+
+    /// Whether `id` exists, answered from a read no older than `age.accepted` when there is
+    /// one: what many objects require and another provides (the origin group fifty stamps
+    /// join) is read once per look, not once per object.
+    pub async fn exists_recent(
+        &self,
+        id: &str,
+        api_version: &str,
+        age: ListingAge,
+    ) -> Result<bool, AzureError> {
+        let read = async { Ok(self.get(id, api_version).await?.map(|live| vec![live.body])) };
+        let found = self.recent(id.to_ascii_lowercase(), age, read).await?;
+        Ok(found.is_some())
+    }
+
+    /// What `read` says, or what it said for `key` no longer than `age.accepted` ago.
+    async fn recent(
+        &self,
+        key: String,
+        age: ListingAge,
+        read: impl std::future::Future<Output = Result<Option<Vec<Value>>, AzureError>>,
+    ) -> Result<Option<Vec<Value>>, AzureError> {
         let entry = {
             let mut listings = self
                 .listings
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Forget listings nobody is reading that no caller would accept any more (with a
+            // Forget reads nobody is waiting for that no caller would accept any more (with a
             // thousand stamps, kept listings would be most of the operator's memory).
             listings.retain(|_, e| {
                 e.try_lock().map_or(true, |e| {
@@ -513,7 +540,7 @@ impl ArmClient {
             }
         }
         let taken = Instant::now();
-        let listing = Arc::new(self.list_group(subscription, group).await?);
+        let listing = Arc::new(read.await?);
         *entry = Some((taken, listing.clone()));
         Ok(listing.as_ref().clone())
     }

@@ -351,14 +351,15 @@ pub async fn converge(
             }
             None => {}
         }
+        let api_version = ResourceKind::api_version_of(external);
         match arm
-            .get(external.as_str(), ResourceKind::api_version_of(external))
+            .exists_recent(external.as_str(), api_version, known.required_age)
             .await
         {
-            Ok(Some(_)) => {
+            Ok(true) => {
                 out.ready.insert(external.as_str().to_ascii_lowercase());
             }
-            Ok(None) => out.held_by_others = true,
+            Ok(false) => out.held_by_others = true,
             Err(e) => {
                 out.held_by_others = true;
                 out.problem(Component::FrontDoor, e.to_string());
@@ -539,6 +540,12 @@ pub struct Known {
     /// A fingerprint accepted after reading what lies under parents other objects own (see
     /// `freshness`): kept here rather than in status, as it moves with every sibling's write.
     rechecked: Option<String>,
+    /// Operations the last pass left running. The object's cached status may not list them
+    /// yet (the watch lags behind the write, or the write of progress was deferred); a pass
+    /// unaware of one would read its resource, find it busy and poll until it is done.
+    running: Vec<LroState>,
+    /// How old a read of what the graph requires (another object provides) may be.
+    required_age: ListingAge,
 }
 
 impl Known {
@@ -546,9 +553,9 @@ impl Known {
     /// at the last pass takes the `changedTime` this listing shows: the write was the last
     /// change this operator knows of. (Another writer in the moment between our write and
     /// this listing would go unseen until the periodic full check.)
-    pub fn new(previous: Option<Known>, listing: Listing) -> Known {
-        let (mut matched, ended, rechecked) = previous
-            .map(|p| (p.matched, p.ended, p.rechecked))
+    pub fn new(previous: Option<Known>, listing: Listing, required_age: ListingAge) -> Known {
+        let (mut matched, ended, rechecked, running) = previous
+            .map(|p| (p.matched, p.ended, p.rechecked, p.running))
             .unwrap_or_default();
         for (id, (then, _)) in &mut matched {
             if then.is_empty() {
@@ -563,6 +570,8 @@ impl Known {
             passed: None,
             ended,
             rechecked,
+            running,
+            required_age,
         }
     }
 
@@ -576,16 +585,27 @@ impl Known {
         self.rechecked = Some(fingerprint);
     }
 
-    /// `in_flight` (from the object's status) without the operations an earlier pass already
-    /// saw end: a status read from a cache that lags behind the last write still lists them,
-    /// and polling them again would only repeat what that pass did.
-    pub fn unfinished(&mut self, in_flight: Vec<LroState>) -> Vec<LroState> {
+    /// `in_flight` (from the object's status) with what the last pass left running, without
+    /// the operations an earlier pass already saw end: a status read from a cache that lags
+    /// behind the last write still lists them, and polling them again would only repeat what
+    /// that pass did.
+    pub fn unfinished(&mut self, mut in_flight: Vec<LroState>) -> Vec<LroState> {
+        for op in std::mem::take(&mut self.running) {
+            if !in_flight.iter().any(|o| o.poll_url == op.poll_url) {
+                in_flight.push(op);
+            }
+        }
         self.ended
             .retain(|url| in_flight.iter().any(|op| op.poll_url == *url));
         in_flight
             .into_iter()
             .filter(|op| !self.ended.contains(&op.poll_url))
             .collect()
+    }
+
+    /// Remembers what `pass` left running.
+    pub fn left_running(&mut self, pass: &Convergence) {
+        self.running.clone_from(&pass.in_flight);
     }
 
     /// Remembers which of `in_flight` (what the pass was given) `pass` saw end.
@@ -667,6 +687,8 @@ impl Known {
             passed: Some(Instant::now()),
             ended: self.ended,
             rechecked: self.rechecked,
+            running: self.running,
+            required_age: self.required_age,
         }
     }
 
@@ -920,4 +942,52 @@ async fn still_as_wanted(arm: &ArmClient, graph: &DesiredGraph, ids: &BTreeSet<S
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::PollStyle;
+
+    fn op(url: &str) -> LroState {
+        LroState {
+            resource_id: format!("/subscriptions/s/resourceGroups/g/providers/x/y/{url}"),
+            kind: LroKind::Put,
+            poll_url: url.into(),
+            style: PollStyle::AsyncOperation,
+            started_at: 0,
+        }
+    }
+
+    #[test]
+    fn what_the_last_pass_left_running_is_resumed_though_status_does_not_list_it_yet() {
+        let mut known = Known::default();
+        let pass = Convergence {
+            in_flight: vec![op("a"), op("b")],
+            ..Default::default()
+        };
+        known.left_running(&pass);
+        let next = |known: Known| {
+            Known::new(
+                Some(known.between_passes(false)),
+                Listing::default(),
+                ListingAge::default(),
+            )
+        };
+        let mut known = next(known);
+        let urls = |ops: Vec<LroState>| ops.into_iter().map(|o| o.poll_url).collect::<Vec<_>>();
+        assert_eq!(urls(known.unfinished(vec![op("b")])), ["b", "a"]);
+
+        // A pass that saw "a" end leaves only "b"; a lagging status still listing "a" does not
+        // bring it back.
+        let seen = vec![op("a"), op("b")];
+        let pass = Convergence {
+            in_flight: vec![op("b")],
+            ..Default::default()
+        };
+        known.saw_end(&seen, &pass);
+        known.left_running(&pass);
+        let mut known = next(known);
+        assert_eq!(urls(known.unfinished(vec![op("a")])), ["b"]);
+    }
 }

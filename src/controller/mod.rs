@@ -566,7 +566,12 @@ impl Context {
         };
         let key = &backoff_key(obj);
         let previous = self.known().remove(key);
-        let mut known = converge::Known::new(previous, listing);
+        let kept = self.settings.listing_age();
+        let age = ListingAge {
+            accepted: previous.as_ref().map_or(kept, |k| k.listing_age(kept)),
+            kept,
+        };
+        let mut known = converge::Known::new(previous, listing, age);
         let in_flight = known.unfinished(resume(in_flight));
         let pass = converge::converge(
             &self.arm,
@@ -581,6 +586,7 @@ impl Context {
         let converged = pass.complete(graph) && pass.in_flight.is_empty();
         known.learn(graph, &pass);
         known.saw_end(&in_flight, &pass);
+        known.left_running(&pass);
         self.known()
             .insert(key.to_string(), known.between_passes(converged));
         self.wakeups

@@ -401,11 +401,7 @@ async fn a_running_operation_holds_its_component_back_and_a_finished_one_is_not_
         egress.message
     );
     assert!(!second.complete(stamp));
-    assert!(
-        second.waits_only_on_own_operations(),
-        "{:?}",
-        second.problems
-    );
+    assert!(second.waits_only_on_wakeups(false), "{:?}", second.problems);
 
     for op in &second.in_flight {
         arm.wait(op).await.unwrap();

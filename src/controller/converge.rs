@@ -55,6 +55,9 @@ pub struct Convergence {
     /// resource another object provides, a lock another operation holds, an error): then only
     /// looking again tells when it moves, not the end of an operation.
     pub held_by_others: bool,
+    /// Whether something the graph requires, which another object provides (the subnet a set
+    /// uses, the origin group a stamp joins), is missing.
+    pub awaits_required: bool,
     /// Ids (lower case) of resources written and seen to match within this pass.
     pub written: BTreeSet<String>,
     /// Ids (lower case) of resources this pass wrote, or whose operation, started by an
@@ -71,9 +74,13 @@ impl Convergence {
     }
 
     /// Whether all that keeps the object from converging is its own running operations, whose
-    /// ends wake it (`Wakeups`): looking again before then would read nothing new.
-    pub fn waits_only_on_own_operations(&self) -> bool {
-        !self.in_flight.is_empty() && !self.held_by_others && self.terminal.is_empty()
+    /// ends wake it (`Wakeups`), or — when `requirements_followed` — what it requires of the
+    /// objects it follows, whose changes wake it (`follow`): looking again before then would
+    /// read nothing new.
+    pub fn waits_only_on_wakeups(&self, requirements_followed: bool) -> bool {
+        let waiting = !self.in_flight.is_empty() || self.awaits_required;
+        let woken = !self.awaits_required || requirements_followed;
+        waiting && woken && !self.held_by_others && self.terminal.is_empty()
     }
 
     /// The live body of `id`.
@@ -346,7 +353,7 @@ pub async fn converge(
                 continue;
             }
             Some(false) => {
-                out.held_by_others = true;
+                out.awaits_required = true;
                 continue;
             }
             None => {}
@@ -359,7 +366,7 @@ pub async fn converge(
             Ok(true) => {
                 out.ready.insert(external.as_str().to_ascii_lowercase());
             }
-            Ok(false) => out.held_by_others = true,
+            Ok(false) => out.awaits_required = true,
             Err(e) => {
                 out.held_by_others = true;
                 out.problem(Component::FrontDoor, e.to_string());

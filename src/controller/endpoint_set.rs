@@ -321,7 +321,9 @@ async fn apply(
     }
     Ok(next_look(
         &ctx.settings,
-        Progress::of(converged, &conv).after(written),
+        // A stamp wakes its sets when its network and zones are built (see `run`); an
+        // operations network's GlobalPlane does not, and is polled.
+        Progress::of(converged, &conv, set.spec.target.stamp_ref.is_some()).after(written),
         &slot(set, stamp.as_deref()),
     ))
 }

@@ -213,7 +213,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     }
     Ok(next_look(
         &ctx.settings,
-        Progress::of(converged, &conv).after(written),
+        Progress::of(converged, &conv, false).after(written),
         &global.name_any(),
     ))
 }

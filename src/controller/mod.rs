@@ -176,7 +176,7 @@ impl Context {
 /// double the passes), the end of an Azure operation it started (`wakeups`), its requeue, and a
 /// change of the objects it reads — a stamp's sets' specs (their DNS zones are the stamp's), a
 /// set's stamp (its subnet and zones), and a GlobalPlane's stamps (their origins are in its
-/// status).
+/// status): see `follow`.
 pub async fn run(ctx: Arc<Context>) {
     let client = ctx.kube.clone();
     // A short debounce folds the bursts of events one change causes (a stamp's status, then
@@ -873,7 +873,8 @@ pub fn resume(ops: &[InFlightOperation]) -> Vec<LroState> {
 pub enum Progress {
     /// Everything is provisioned and nothing runs: the next look is the drift resync.
     Converged,
-    /// Only the object's own operations are running, and the end of each wakes it.
+    /// Only the object's own operations are running, or it waits for what objects it follows
+    /// provide: the end of each operation, or a change of those objects, wakes it.
     AwaitingOperations,
     /// Something else holds it back (another object, a lock, an error, an approval): look
     /// again at the poll period.
@@ -890,11 +891,16 @@ impl Progress {
         }
     }
 
-    /// The progress of a pass that converged or not and found `pass`.
-    pub fn of(converged: bool, pass: &converge::Convergence) -> Progress {
+    /// The progress of a pass that converged or not and found `pass`. `requirements_followed`:
+    /// the objects providing what the graph requires wake this one when they change.
+    pub fn of(
+        converged: bool,
+        pass: &converge::Convergence,
+        requirements_followed: bool,
+    ) -> Progress {
         if converged {
             Progress::Converged
-        } else if pass.waits_only_on_own_operations() {
+        } else if pass.waits_only_on_wakeups(requirements_followed) {
             Progress::AwaitingOperations
         } else {
             Progress::Pending
@@ -1112,19 +1118,33 @@ mod tests {
             in_flight: vec![op],
             ..Default::default()
         };
-        assert_eq!(Progress::of(false, &pass), Progress::AwaitingOperations);
-        let look = next_look(&settings, Progress::of(false, &pass), "slot");
+        assert_eq!(
+            Progress::of(false, &pass, false),
+            Progress::AwaitingOperations
+        );
+        let look = next_look(&settings, Progress::of(false, &pass, false), "slot");
         assert_eq!(look, Action::requeue(settings.resync));
         // Held back by something no operation of its own will end: look at the poll period.
         pass.held_by_others = true;
-        assert_eq!(Progress::of(false, &pass), Progress::Pending);
+        assert_eq!(Progress::of(false, &pass, true), Progress::Pending);
         assert_eq!(
             next_look(&settings, Progress::Pending, "slot"),
             Action::requeue(settings.poll)
         );
         // Nothing running and not converged (an approval, say): polled as well.
         let idle = converge::Convergence::default();
-        assert_eq!(Progress::of(false, &idle), Progress::Pending);
-        assert_eq!(Progress::of(true, &idle), Progress::Converged);
+        assert_eq!(Progress::of(false, &idle, true), Progress::Pending);
+        assert_eq!(Progress::of(true, &idle, true), Progress::Converged);
+        // Waiting for what another object provides: woken by it when it is followed, polled
+        // when it is not.
+        let awaiting = converge::Convergence {
+            awaits_required: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            Progress::of(false, &awaiting, true),
+            Progress::AwaitingOperations
+        );
+        assert_eq!(Progress::of(false, &awaiting, false), Progress::Pending);
     }
 }

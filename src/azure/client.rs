@@ -494,13 +494,15 @@ impl ArmClient {
     ) -> Result<Option<Vec<Value>>, AzureError> {
         let key =
             format!("/subscriptions/{subscription}/resourcegroups/{group}").to_ascii_lowercase();
-        self.recent(key, age, self.list_group(subscription, group))
+        self.recent(key, age, |_| true, self.list_group(subscription, group))
             .await
     }
 
-    /// Whether `id` exists, answered from a read no older than `age.accepted` when there is
-    /// one: what many objects require and another provides (the origin group fifty stamps
-    /// join) is read once per look, not once per object.
+    /// Whether `id` exists, answered from a read no older than `age.accepted` that found it,
+    /// when there is one: what many objects require and another provides (the origin group
+    /// fifty stamps join) is read once per look, not once per object. A read that found it
+    /// missing is not reused: an object waiting for it may have been woken because it exists
+    /// now, after another object's read.
     pub async fn exists_recent(
         &self,
         id: &str,
@@ -508,15 +510,19 @@ impl ArmClient {
         age: ListingAge,
     ) -> Result<bool, AzureError> {
         let read = async { Ok(self.get(id, api_version).await?.map(|live| vec![live.body])) };
-        let found = self.recent(id.to_ascii_lowercase(), age, read).await?;
+        let found = self
+            .recent(id.to_ascii_lowercase(), age, Option::is_some, read)
+            .await?;
         Ok(found.is_some())
     }
 
-    /// What `read` says, or what it said for `key` no longer than `age.accepted` ago.
+    /// What `read` says, or what it said for `key` no longer than `age.accepted` ago if that
+    /// answer is one to `reuse`.
     async fn recent(
         &self,
         key: String,
         age: ListingAge,
+        reuse: fn(&Option<Vec<Value>>) -> bool,
         read: impl std::future::Future<Output = Result<Option<Vec<Value>>, AzureError>>,
     ) -> Result<Option<Vec<Value>>, AzureError> {
         let entry = {
@@ -535,7 +541,7 @@ impl ArmClient {
         };
         let mut entry = entry.lock().await;
         if let Some((at, listing)) = entry.as_ref() {
-            if at.elapsed() <= age.accepted {
+            if at.elapsed() <= age.accepted && reuse(listing) {
                 return Ok(listing.as_ref().clone());
             }
         }

@@ -26,8 +26,8 @@ pub struct Follower<K: Resource<DynamicType = ()>, T: Resource<DynamicType = ()>
 }
 
 /// A follower of kind `K` for objects of kind `T`, and the stream of `T`s to reconcile (for
-/// `Controller::reconcile_on`). `read`: a hash of what a `T` reads of a `K`; `concerns`: which
-/// `T`s read it.
+/// `Controller::reconcile_on`). `read`: a hash of what a `T` reads of a `K`, covering which
+/// `T`s those are; `concerns`: which `T`s read it (asked only when the hash moved).
 pub fn follower<K, T>(
     read: fn(&K) -> u64,
     concerns: impl Fn(&K) -> Vec<ObjectRef<T>> + Send + 'static,
@@ -68,24 +68,21 @@ where
         }
     }
 
-    /// Wakes whom `obj` concerns now and concerned before, when what they read or whom it
-    /// concerns moved (or it is gone). A re-listed, unchanged object wakes no one.
+    /// Wakes whom `obj` concerns now and concerned before, when what they read moved (or it
+    /// is gone). A re-listed, unchanged object wakes no one. (What is read covers whom it
+    /// concerns: a set moving to another stamp changes its spec.)
     fn changed(&mut self, obj: &K, gone: bool) {
         let key = ObjectRef::from_obj(obj);
         let hash = (self.read)(obj);
+        if !gone && self.seen.get(&key).is_some_and(|(h, _)| *h == hash) {
+            return;
+        }
         let now = (self.concerns)(obj);
         let before = if gone {
             self.seen.remove(&key)
         } else {
             self.seen.insert(key, (hash, now.clone()))
         };
-        if !gone
-            && before
-                .as_ref()
-                .is_some_and(|(h, t)| *h == hash && *t == now)
-        {
-            return;
-        }
         let mut wake = now;
         for target in before.map(|(_, t)| t).unwrap_or_default() {
             if !wake.contains(&target) {
@@ -125,7 +122,14 @@ mod tests {
     #[test]
     fn only_a_change_of_what_is_read_wakes_and_a_move_or_deletion_wakes_both_sides() {
         let (mut follower, stream) = follower::<ConfigMap, ConfigMap>(
-            |m| crate::controller::converge::stable_hash(&m.data.as_ref().unwrap()["read"]),
+            // What is read covers whom it concerns.
+            |m| {
+                let data = m.data.as_ref().unwrap();
+                crate::controller::converge::stable_hash(&format!(
+                    "{}{}",
+                    data["read"], data["for"]
+                ))
+            },
             |m| {
                 let target = &m.data.as_ref().unwrap()["for"];
                 vec![ObjectRef::new(target).within("ns")]

@@ -77,27 +77,29 @@ async fn stamps_of(ctx: &Context, name: &str) -> Result<Vec<std::sync::Arc<Stamp
 }
 
 /// What each stamp reports about its Front Door origin.
-pub fn origins(stamps: &[std::sync::Arc<Stamp>]) -> Vec<StampOriginStatus> {
-    stamps
-        .iter()
-        .map(|s| {
-            let status = s.status.clone().unwrap_or_default();
-            StampOriginStatus {
-                stamp: format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()),
-                region: s.spec.region.clone(),
-                origin_id: status
-                    .outputs
-                    .as_ref()
-                    .and_then(|o| o.front_door_origin_id.clone()),
-                enabled: s.spec.front_door.enabled,
-                weight: s.spec.front_door.weight,
-                connection_state: status
-                    .private_link_connection
-                    .as_ref()
-                    .map(|c| c.state.clone()),
-            }
-        })
-        .collect()
+fn origins(stamps: &[std::sync::Arc<Stamp>]) -> Vec<StampOriginStatus> {
+    stamps.iter().map(|s| origin_of(s)).collect()
+}
+
+/// What a stamp reports about its Front Door origin.
+pub fn origin_of(stamp: &Stamp) -> StampOriginStatus {
+    let status = stamp.status.as_ref();
+    StampOriginStatus {
+        stamp: format!(
+            "{}/{}",
+            stamp.namespace().unwrap_or_default(),
+            stamp.name_any()
+        ),
+        region: stamp.spec.region.clone(),
+        origin_id: status
+            .and_then(|s| s.outputs.as_ref())
+            .and_then(|o| o.front_door_origin_id.clone()),
+        enabled: stamp.spec.front_door.enabled,
+        weight: stamp.spec.front_door.weight,
+        connection_state: status
+            .and_then(|s| s.private_link_connection.as_ref())
+            .map(|c| c.state.clone()),
+    }
 }
 
 async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> Result<Action> {

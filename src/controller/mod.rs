@@ -196,11 +196,18 @@ pub async fn run(ctx: Arc<Context>) {
     let sets_of_stamp = set_store.clone();
     let (mut stamp_follows_for_sets, sets_woken) =
         follow::follower(what_a_set_reads, move |stamp: &Stamp| {
-            let me = ObjectRef::from_obj(stamp);
+            let (ns, name) = (stamp.namespace(), stamp.name_any());
             sets_of_stamp
                 .state()
                 .into_iter()
-                .filter(|s| stamp_of(s).as_ref() == Some(&me))
+                .filter(|s| {
+                    s.metadata.namespace == ns
+                        && s.spec
+                            .target
+                            .stamp_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name)
+                })
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect::<Vec<_>>()
         });
@@ -277,10 +284,14 @@ fn what_a_set_reads(stamp: &Stamp) -> u64 {
     ))
 }
 
-/// What a GlobalPlane reads of a stamp: what it reports of the stamp's origin.
+/// What a GlobalPlane reads of a stamp: what it reports of the stamp's origin, and which
+/// GlobalPlane the stamp joins.
 fn what_a_global_plane_reads(stamp: &Stamp) -> u64 {
-    let origins = global_plane::origins(&[Arc::new(stamp.clone())]);
-    converge::stable_hash(&serde_json::to_string(&origins).unwrap_or_default())
+    let origin = global_plane::origin_of(stamp);
+    let reported = serde_json::to_string(&origin).unwrap_or_default();
+    let global = &stamp.spec.global_plane_ref.name;
+    let going = stamp.metadata.deletion_timestamp.is_some();
+    converge::stable_hash(&format!("{reported}{global}{going}"))
 }
 
 /// What a change must touch to trigger a reconcile: the spec (`metadata.generation`, which the

@@ -128,6 +128,24 @@ async fn planned_graphs_converge_and_a_second_pass_writes_nothing() {
     );
 }
 
+/// The West Europe examples planned and applied to a fresh emulator (latencies off).
+async fn west_europe_applied() -> (
+    stamp_operator::plan::bundle::BundlePlan,
+    RunningEmulator,
+    ArmClient,
+) {
+    let plan = plan_bundle(&west_europe());
+    let emulator = RunningEmulator::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let arm = client(&emulator);
+    emulator.seed_examples().await.unwrap();
+    for graph in plan.graphs() {
+        apply(&arm, graph).await;
+    }
+    (plan, emulator, arm)
+}
+
 /// Drift detection without a GET per resource: the fingerprint of a converged stamp (one group
 /// listing for its own group, one for Front Door's) stays put while nothing changes, and moves
 /// when a top-level resource, a proxy child (a rule collection group, the origin) or a tracked
@@ -147,16 +165,8 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
         listed(arm, graph, age).await.map(|l| l.fingerprint)
     }
     use stamp_operator::plan::ResourceKind;
-    let plan = plan_bundle(&west_europe());
+    let (plan, emulator, arm) = west_europe_applied().await;
     let graphs = plan.graphs();
-    let emulator = RunningEmulator::start(EmulatorConfig::default())
-        .await
-        .unwrap();
-    let arm = client(&emulator);
-    emulator.seed_examples().await.unwrap();
-    for graph in &graphs {
-        apply(&arm, graph).await;
-    }
     let stamp = graphs
         .iter()
         .find(|g| {
@@ -224,16 +234,8 @@ async fn a_sibling_moving_a_shared_parent_costs_a_settled_stamp_one_read_not_a_f
     use stamp_operator::api::Verification;
     use stamp_operator::controller::converge::{freshness, listed, Freshness};
     use stamp_operator::plan::ResourceKind;
-    let plan = plan_bundle(&west_europe());
+    let (plan, emulator, arm) = west_europe_applied().await;
     let graphs = plan.graphs();
-    let emulator = RunningEmulator::start(EmulatorConfig::default())
-        .await
-        .unwrap();
-    let arm = client(&emulator);
-    emulator.seed_examples().await.unwrap();
-    for graph in &graphs {
-        apply(&arm, graph).await;
-    }
     let stamp = graphs
         .iter()
         .find(|g| g.of_kind(ResourceKind::FrontDoorOrigin).next().is_some())

@@ -437,16 +437,32 @@ fn without_progress(status: &serde_json::Value) -> serde_json::Value {
     status
 }
 
+/// An object of one of the operator's kinds as the reconcilers read it from the cache and
+/// write its status and finalizer back.
+pub trait Reconciled:
+    Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+{
+}
+
+impl<K> Reconciled for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+{
+}
+
 /// Writes `status` with server-side apply (one field manager, forced: the operator owns status).
 /// Nothing is sent when the object already carries this status (a resync that finds nothing
 /// new costs the API server nothing).
 pub async fn write_status<K>(api: &Api<K>, obj: &K, status: &impl serde::Serialize) -> Result<()>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
+    K: Reconciled,
 {
     let current = status_of(obj);
     if current.is_some() && current == serde_json::to_value(status).ok() {
@@ -486,11 +502,7 @@ pub async fn with_finalizer<K, Applied, Cleaned>(
     cleanup: impl FnOnce(Arc<K>) -> Cleaned,
 ) -> Result<Action>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
+    K: Reconciled,
     Applied: std::future::Future<Output = Result<Action>>,
     Cleaned: std::future::Future<Output = Result<Action>>,
 {
@@ -635,11 +647,7 @@ impl Context {
         status: &impl serde::Serialize,
     ) -> Result<StatusWrite>
     where
-        K: Resource<DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + serde::Serialize
-            + std::fmt::Debug,
+        K: Reconciled,
     {
         let key = backoff_key(obj);
         let wanted = StatusDigest::of(&serde_json::to_value(status).unwrap_or_default());

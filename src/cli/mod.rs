@@ -137,6 +137,11 @@ pub struct RunArgs {
     /// no change (resyncs in between cost one listing per object).
     #[arg(long, default_value_t = 3600)]
     pub full_check_seconds: u64,
+    /// Seconds between status writes of one object when only progress detail moved (operations
+    /// in flight, component conditions, outputs appearing one by one); what tools act on —
+    /// phase, Ready, Reconciling, Stalled — is written at once.
+    #[arg(long, default_value_t = 10.0)]
+    pub progress_interval_seconds: f64,
     /// Reconciles of one kind running at once.
     #[arg(long, default_value_t = 16)]
     pub max_concurrent_reconciles: u16,

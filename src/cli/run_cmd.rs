@@ -77,6 +77,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             full_check: Duration::from_secs(args.full_check_seconds),
             drain: Duration::from_secs(args.drain_seconds),
             concurrency: args.max_concurrent_reconciles.max(1),
+            progress_interval: Duration::from_secs_f64(args.progress_interval_seconds.max(0.0)),
         };
         let listener = tokio::net::TcpListener::bind(args.metrics_addr)
             .await

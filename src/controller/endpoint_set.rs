@@ -323,7 +323,8 @@ async fn apply(
         &ctx.settings,
         // A stamp wakes its sets when its network and zones are built (see `run`); an
         // operations network's GlobalPlane does not, and is polled.
-        Progress::of(converged, &conv, set.spec.target.stamp_ref.is_some()).after(written),
+        Progress::of(converged, &conv, set.spec.target.stamp_ref.is_some())
+            .after(written, &ctx.settings),
         &slot(set, stamp.as_deref()),
     ))
 }

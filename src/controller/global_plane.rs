@@ -136,7 +136,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
         let written = ctx.write_pass_status(api, global, &status).await?;
         return Ok(next_look(
             &ctx.settings,
-            Progress::Converged.after(written),
+            Progress::Converged.after(written, &ctx.settings),
             &global.name_any(),
         ));
     }
@@ -215,7 +215,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     }
     Ok(next_look(
         &ctx.settings,
-        Progress::of(converged, &conv, false).after(written),
+        Progress::of(converged, &conv, false).after(written, &ctx.settings),
         &global.name_any(),
     ))
 }

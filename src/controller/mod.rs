@@ -51,6 +51,9 @@ pub struct Settings {
     /// Reconciles running at once per kind. ARM calls are bounded by the client anyway; more
     /// reconciles in flight would only wait for it while holding their plans and bodies.
     pub concurrency: u16,
+    /// How often at most an object's status is written when only progress detail moved (see
+    /// `without_progress`).
+    pub progress_interval: Duration,
 }
 
 impl Settings {
@@ -70,6 +73,7 @@ impl Default for Settings {
             full_check: Duration::from_secs(3600),
             drain: Duration::from_secs(30),
             concurrency: 16,
+            progress_interval: Duration::from_secs(10),
         }
     }
 }
@@ -412,14 +416,30 @@ impl Backoff {
 
 /// A status without its progress detail: the operations in flight, the conditions' messages,
 /// the component conditions (only `Ready`, `Reconciling` and `Stalled` are what tools such as
-/// kstatus and Flux act on) and what a GlobalPlane reports of its stamps (each stamp reports
-/// it too, at once).
+/// kstatus and Flux act on), what a GlobalPlane reports of its stamps (each stamp reports it
+/// too), and outputs and endpoints that appear one by one while an object provisions (all are
+/// written with `Ready`). A stamp's firewall address is decisive: the next plan routes
+/// through it.
 fn without_progress(status: &serde_json::Value) -> serde_json::Value {
     const DECISIVE: [&str; 3] = ["Ready", "Reconciling", "Stalled"];
+    const PROGRESS: [&str; 6] = [
+        "inFlight",
+        "stamps",
+        "stampCount",
+        "endpoints",
+        "endpointsReady",
+        "privateLinkConnection",
+    ];
     let mut status = status.clone();
     if let Some(fields) = status.as_object_mut() {
-        for progress in ["inFlight", "stamps", "stampCount"] {
+        for progress in PROGRESS {
             fields.remove(progress);
+        }
+        if let Some(outputs) = fields
+            .get_mut("outputs")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            outputs.retain(|name, _| name == "firewallPrivateIp");
         }
         if let Some(conditions) = fields
             .get_mut("conditions")
@@ -542,9 +562,11 @@ fn has_finalizer<K: Resource>(obj: &K) -> bool {
 /// Adds the cleanup finalizer and returns the object carrying it, so the same reconcile goes
 /// on to apply. (Left to the finalizer helper, the add ends the reconcile and the next one
 /// waits for the watch to bring the change back; a reconcile started from the cache before
-/// then would try to add it again and be refused.) The cache may not show an add made by an
-/// earlier reconcile yet, so the API server is asked first; the patch carries the
-/// resourceVersion read, so a concurrent change makes it fail instead of dropping a finalizer.
+/// then would try to add it again and be refused.) The patch carries the resourceVersion it
+/// starts from, so a concurrent change makes it fail instead of dropping a finalizer. It starts
+/// from the cached object: usually current, and a read less for an API server that every
+/// object of a large apply asks at once. Only when the cache lags (an earlier reconcile's add
+/// has not come back through the watch yet) is the API server asked.
 async fn add_finalizer<K>(api: &Api<K>, obj: Arc<K>) -> Result<Arc<K>>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -554,20 +576,30 @@ where
         .name
         .clone()
         .ok_or(Error::MissingObjectKey("name"))?;
+    match patch_finalizer(api, &name, obj.as_ref()).await {
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        done => return Ok(Arc::new(done?)),
+    }
     let fresh = api.get(&name).await?;
     if has_finalizer(&fresh) || fresh.meta().deletion_timestamp.is_some() {
         return Ok(Arc::new(fresh));
     }
-    let mut finalizers = fresh.meta().finalizers.clone().unwrap_or_default();
+    Ok(Arc::new(patch_finalizer(api, &name, &fresh).await?))
+}
+
+/// Adds the cleanup finalizer to `from`'s, if `from`'s resourceVersion is still current.
+async fn patch_finalizer<K>(api: &Api<K>, name: &str, from: &K) -> kube::Result<K>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut finalizers = from.meta().finalizers.clone().unwrap_or_default();
     finalizers.push(FINALIZER.to_string());
     let patch = json!({ "metadata": {
         "finalizers": finalizers,
-        "resourceVersion": fresh.meta().resource_version,
+        "resourceVersion": from.meta().resource_version,
     }});
-    let patched = api
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(Arc::new(patched))
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
 }
 
 impl Context {
@@ -632,11 +664,12 @@ impl Context {
     }
 
     /// Writes the status a pass over `obj` found. What people and other controllers act on —
-    /// phase, `Ready`, `Reconciling` and `Stalled`, outputs, endpoints — is written at once;
-    /// when only progress detail moved (see `without_progress`) it is written at most once per
-    /// poll period, and `Deferred` asks the caller to look again by then. Each write costs the
-    /// API server a write and a watch event to every watcher, and a converging stamp ends an
-    /// operation every few seconds. (Operations left out of status meanwhile are not lost to a
+    /// phase, `Ready`, `Reconciling` and `Stalled`, the firewall address the next plan uses —
+    /// is written at once; when only progress detail moved (see `without_progress`) it is
+    /// written at most once per progress interval, and `Deferred` tells the caller when to
+    /// look again to write it. Each write costs the API server a write and a watch event to
+    /// every watcher, and a converging stamp ends an operation every few seconds: status writes
+    /// were most of the API server's work while a hundred stamps converged. (Operations left out of status meanwhile are not lost to a
     /// restart: a resource still being written reads as busy and is not written again.) What
     /// this process wrote last is compared too: the cached object may not show it yet, and
     /// writing it again would change nothing.
@@ -661,9 +694,10 @@ impl Context {
             .into_iter()
             .flatten()
             .any(|d| d.decisive == wanted.decisive);
-        let recently = last.is_some_and(|(at, _)| at.elapsed() < self.settings.poll);
-        if only_progress && recently {
-            return Ok(StatusWrite::Deferred);
+        let due =
+            last.and_then(|(at, _)| self.settings.progress_interval.checked_sub(at.elapsed()));
+        if let Some(due) = due.filter(|_| only_progress) {
+            return Ok(StatusWrite::Deferred(due));
         }
         write_status(api, obj, status).await?;
         self.written_status()
@@ -688,8 +722,9 @@ impl Context {
 pub enum StatusWrite {
     /// The object carries it (written now, or already).
     Current,
-    /// Progress detail only, written less than a poll period ago: left for a later look.
-    Deferred,
+    /// Progress detail only, written less than a progress interval ago: left for a look due in
+    /// this long.
+    Deferred(Duration),
 }
 
 /// Hashes of a status: whole, and without its progress detail (what is decisive).
@@ -898,15 +933,19 @@ pub enum Progress {
     /// Something else holds it back (another object, a lock, an error, an approval): look
     /// again at the poll period.
     Pending,
+    /// Progress detail waits to be written: look again by then (sooner when something else
+    /// wakes the object).
+    StatusDue(Duration),
 }
 
 impl Progress {
     /// What is left of this progress once status was `written`: a deferred status write needs
-    /// a look within the poll period, whatever else would wake the object.
-    pub fn after(self, written: StatusWrite) -> Progress {
-        match written {
-            StatusWrite::Current => self,
-            StatusWrite::Deferred => Progress::Pending,
+    /// a look when it is due, unless the poll period brings one sooner anyway.
+    pub fn after(self, written: StatusWrite, settings: &Settings) -> Progress {
+        match (self, written) {
+            (_, StatusWrite::Current) => self,
+            (Progress::Pending, StatusWrite::Deferred(due)) if settings.poll <= due => self,
+            (_, StatusWrite::Deferred(due)) => Progress::StatusDue(due),
         }
     }
 
@@ -937,6 +976,7 @@ impl Progress {
 pub fn next_look(settings: &Settings, progress: Progress, slot: &str) -> Action {
     match progress {
         Progress::Pending => Action::requeue(settings.poll),
+        Progress::StatusDue(due) => Action::requeue(due),
         Progress::AwaitingOperations => Action::requeue(settings.resync),
         Progress::Converged => {
             let now = std::time::SystemTime::now()
@@ -1165,5 +1205,43 @@ mod tests {
             Progress::AwaitingOperations
         );
         assert_eq!(Progress::of(false, &awaiting, false), Progress::Pending);
+    }
+
+    #[test]
+    fn outputs_appearing_while_provisioning_are_progress_but_the_firewall_address_is_not() {
+        let status = |outputs: serde_json::Value| {
+            StatusDigest::of(&json!({
+                "phase": "Provisioning",
+                "conditions": [
+                    { "type": "Ready", "status": "False", "reason": "Provisioning", "message": "a" },
+                    { "type": "Egress", "status": "False", "reason": "Provisioning", "message": "b" },
+                ],
+                "outputs": outputs,
+            }))
+        };
+        let before = status(json!({ "resourceGroupId": "/rg" }));
+        let alias = status(json!({ "resourceGroupId": "/rg", "privateLinkServiceAlias": "x" }));
+        let address = status(json!({ "resourceGroupId": "/rg", "firewallPrivateIp": "10.0.0.4" }));
+        assert_ne!(before.full, alias.full);
+        assert_eq!(before.decisive, alias.decisive);
+        assert_ne!(before.decisive, address.decisive);
+    }
+
+    #[test]
+    fn a_deferred_status_write_brings_the_next_look_forward_only_when_nothing_sooner_comes() {
+        let settings = Settings {
+            poll: Duration::from_secs(1),
+            ..Settings::default()
+        };
+        let due = StatusWrite::Deferred(Duration::from_secs(4));
+        assert_eq!(Progress::Pending.after(due, &settings), Progress::Pending);
+        assert_eq!(
+            Progress::AwaitingOperations.after(due, &settings),
+            Progress::StatusDue(Duration::from_secs(4))
+        );
+        assert_eq!(
+            Progress::Converged.after(StatusWrite::Current, &settings),
+            Progress::Converged
+        );
     }
 }

@@ -432,7 +432,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         // Its GlobalPlane wakes it for nothing: the origin group it joins is polled for (Front
         // Door may be built only once some origin exists, and each change of the GlobalPlane's
         // status waking fifty stamps would cost more than the polls).
-        Progress::of(converged, &conv, false).after(written),
+        Progress::of(converged, &conv, false).after(written, &ctx.settings),
         &slot(stamp),
     ))
 }

@@ -17,8 +17,10 @@ pub struct Operator {
 }
 
 /// Timings sped up for tests.
-pub const FAST: [&str; 12] = [
+pub const FAST: [&str; 14] = [
     "--poll-seconds",
+    "1",
+    "--progress-interval-seconds",
     "1",
     "--inline-wait-seconds",
     "2",

@@ -2,9 +2,30 @@
 //! `x-ms-ratelimit-remaining-*` headers, with a per-subscription breaker that a 429 opens for its
 //! Retry-After — for every caller, not just the one that was throttled.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::ops::Bound;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+tokio::task_local! {
+    static PRIORITY: u32;
+}
+
+/// Runs `work` with its ARM requests at `priority`. When a bucket runs short, waiting requests
+/// of a higher priority take its tokens first: writes on a graph's longest chain (a firewall's
+/// policy) go before those with time to spare (the DNS zones beside it), so a burst of new
+/// stamps does not queue every firewall behind every zone. Requests made outside it — group
+/// listings, operation polls — go first of all: they are few, and what they tell moves every
+/// chain on.
+pub async fn with_priority<F: Future>(priority: u32, work: F) -> F::Output {
+    PRIORITY.scope(priority, work).await
+}
+
+/// The priority of the requests the current task makes.
+pub fn current_priority() -> u32 {
+    PRIORITY.try_with(|p| *p).unwrap_or(u32::MAX)
+}
 
 /// Operation class, as ARM counts requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,6 +104,18 @@ impl BudgetLimits {
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// Requests waiting for a token, by priority.
+    waiting: BTreeMap<u32, usize>,
+}
+
+impl Bucket {
+    fn full(capacity: f64, now: Instant) -> Bucket {
+        Bucket {
+            tokens: capacity,
+            at: now,
+            waiting: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -112,9 +145,38 @@ impl ThrottleBudget {
         }
     }
 
-    /// How long to wait before a request of `class` may be sent for `subscription`; takes a
-    /// token when the answer is zero.
+    /// How long to wait before a request of `class` may be sent for `subscription` at the
+    /// current task's priority; takes a token when the answer is zero.
     pub fn reserve(&self, subscription: &str, class: RequestClass) -> Duration {
+        self.reserve_at(subscription, class, current_priority())
+    }
+
+    /// Marks a request of `priority` as waiting for a token until the ticket is dropped:
+    /// meanwhile no request of a lower priority takes one.
+    pub fn queue(&self, subscription: &str, class: RequestClass, priority: u32) -> WaitTicket<'_> {
+        let now = Instant::now();
+        let mut subs = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sub = subs.entry(subscription.to_ascii_lowercase()).or_default();
+        let capacity = self.limits.of(class).0;
+        let bucket = sub
+            .buckets
+            .entry(class)
+            .or_insert_with(|| Bucket::full(capacity, now));
+        *bucket.waiting.entry(priority).or_default() += 1;
+        WaitTicket {
+            budget: self,
+            subscription: subscription.to_ascii_lowercase(),
+            class,
+            priority,
+        }
+    }
+
+    /// As `reserve`, at `priority`: a token is taken only when no request of a higher priority
+    /// waits for one.
+    pub fn reserve_at(&self, subscription: &str, class: RequestClass, priority: u32) -> Duration {
         let now = Instant::now();
         let mut subs = self
             .subscriptions
@@ -128,18 +190,24 @@ impl ThrottleBudget {
             sub.open_until = None;
         }
         let (capacity, refill) = self.limits.of(class);
-        let bucket = sub.buckets.entry(class).or_insert(Bucket {
-            tokens: capacity,
-            at: now,
-        });
+        let bucket = sub
+            .buckets
+            .entry(class)
+            .or_insert_with(|| Bucket::full(capacity, now));
         bucket.tokens =
             (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * refill).min(capacity);
         bucket.at = now;
-        if bucket.tokens >= 1.0 {
+        let outranked = bucket
+            .waiting
+            .range((Bound::Excluded(priority), Bound::Unbounded))
+            .next()
+            .is_some();
+        if bucket.tokens >= 1.0 && !outranked {
             bucket.tokens -= 1.0;
             Duration::ZERO
         } else {
-            Duration::from_secs_f64((1.0 - bucket.tokens) / refill)
+            // Outranked with a token in the bucket: look again once the next one is in.
+            Duration::from_secs_f64((1.0 - bucket.tokens).max(1.0) / refill)
         }
     }
 
@@ -152,10 +220,10 @@ impl ThrottleBudget {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let sub = subs.entry(subscription.to_ascii_lowercase()).or_default();
         let (capacity, _) = self.limits.of(class);
-        let bucket = sub.buckets.entry(class).or_insert(Bucket {
-            tokens: capacity,
-            at: Instant::now(),
-        });
+        let bucket = sub
+            .buckets
+            .entry(class)
+            .or_insert_with(|| Bucket::full(capacity, Instant::now()));
         bucket.tokens = bucket.tokens.min(remaining as f64);
     }
 
@@ -188,6 +256,36 @@ impl ThrottleBudget {
     }
 }
 
+/// A request waiting for a token (see `ThrottleBudget::queue`); dropping it ends the wait.
+pub struct WaitTicket<'a> {
+    budget: &'a ThrottleBudget,
+    subscription: String,
+    class: RequestClass,
+    priority: u32,
+}
+
+impl Drop for WaitTicket<'_> {
+    fn drop(&mut self) {
+        let mut subs = self
+            .budget
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(bucket) = subs
+            .get_mut(&self.subscription)
+            .and_then(|s| s.buckets.get_mut(&self.class))
+        else {
+            return;
+        };
+        if let Some(count) = bucket.waiting.get_mut(&self.priority) {
+            *count -= 1;
+            if *count == 0 {
+                bucket.waiting.remove(&self.priority);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +309,41 @@ mod tests {
         budget.observe("s", RequestClass::Write, 0);
         assert!(budget.reserve("s", RequestClass::Write) > Duration::ZERO);
         assert_eq!(budget.reserve("s", RequestClass::Delete), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_waiting_request_of_higher_priority_takes_the_next_token_first() {
+        let budget = ThrottleBudget::with_limits(BudgetLimits {
+            writes: (1.0, 1000.0),
+            ..BudgetLimits::default()
+        });
+        assert_eq!(
+            budget.reserve_at("s", RequestClass::Write, 1),
+            Duration::ZERO
+        );
+        let urgent = budget.queue("s", RequestClass::Write, 400);
+        std::thread::sleep(Duration::from_millis(5));
+        // A token is back, but the firewall's policy waits for it: the DNS zone does not take it.
+        assert!(budget.reserve_at("s", RequestClass::Write, 30) > Duration::ZERO);
+        assert_eq!(
+            budget.reserve_at("s", RequestClass::Write, 400),
+            Duration::ZERO
+        );
+        drop(urgent);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            budget.reserve_at("s", RequestClass::Write, 30),
+            Duration::ZERO
+        );
+        // Other classes and subscriptions are not held back.
+        let _urgent = budget.queue("s", RequestClass::Write, 400);
+        assert_eq!(
+            budget.reserve_at("s", RequestClass::Read, 30),
+            Duration::ZERO
+        );
+        assert_eq!(
+            budget.reserve_at("t", RequestClass::Write, 30),
+            Duration::ZERO
+        );
     }
 }

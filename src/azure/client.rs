@@ -232,11 +232,14 @@ impl ArmClient {
     }
 
     async fn wait_for_budget(&self, subscription: &str, class: RequestClass) {
+        let priority = super::budget::current_priority();
+        let mut waiting = None;
         loop {
-            let wait = self.budget.reserve(subscription, class);
+            let wait = self.budget.reserve_at(subscription, class, priority);
             if wait.is_zero() {
                 return;
             }
+            waiting.get_or_insert_with(|| self.budget.queue(subscription, class, priority));
             tokio::time::sleep(wait).await;
         }
     }

@@ -11,8 +11,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
 use crate::azure::{
-    ApplyOutcome, ArmClient, AzureError, DeleteOutcome, ListingAge, LroKind, LroState, LroStatus,
-    PutOutcome,
+    with_priority, ApplyOutcome, ArmClient, AzureError, DeleteOutcome, ListingAge, LroKind,
+    LroState, LroStatus, PutOutcome,
 };
 use crate::plan::{Component, DesiredGraph, DesiredResource, Ownership, ResourceKind};
 
@@ -381,6 +381,9 @@ pub async fn converge(
         .iter()
         .filter(|r| !running.contains(&key(r)))
         .collect();
+    // When the subscription's budget runs short, what holds the graph back longest goes first.
+    let tails = graph.tails();
+    let priority = |r: &DesiredResource| tails.get(&key(r)).copied().unwrap_or(0);
     let mut locks_held: BTreeSet<String> = BTreeSet::new();
     let mut active: FuturesUnordered<BoxFuture<'_, (&DesiredResource, Option<String>, Step)>> =
         FuturesUnordered::new();
@@ -399,15 +402,17 @@ pub async fn converge(
             if succeeded.contains(&key(r)) {
                 // Exists as written: what it depends on was ready when it was written.
                 waiting.remove(i);
-                active.push(Box::pin(async move { (r, None, finished(arm, r).await) }));
+                let read = with_priority(priority(r), finished(arm, r));
+                active.push(Box::pin(async move { (r, None, read.await) }));
             } else if deps_ready && !locks_held.contains(&lock) {
                 locks_held.insert(lock.clone());
                 waiting.remove(i);
                 let (matched, absent) = (known.lookup(r), known.absent(&r.id));
-                active.push(Box::pin(async move {
-                    let s = step(arm, r, mode, inline_wait, matched, absent).await;
-                    (r, Some(lock), s)
-                }));
+                let s = with_priority(
+                    priority(r),
+                    step(arm, r, mode, inline_wait, matched, absent),
+                );
+                active.push(Box::pin(async move { (r, Some(lock), s.await) }));
             } else {
                 i += 1;
             }

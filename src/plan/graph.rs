@@ -102,6 +102,32 @@ impl ResourceKind {
         }
     }
 
+    /// Roughly how many seconds Azure takes to create one: minutes for a firewall or a Front Door
+    /// profile, seconds for a route table. Only an order of magnitude matters: it decides
+    /// which writes go first when the subscription's budget runs short (see
+    /// `DesiredGraph::tails`).
+    pub fn typical_create_seconds(self) -> u32 {
+        match self {
+            ResourceKind::ResourceGroup => 1,
+            ResourceKind::NetworkSecurityGroup | ResourceKind::RouteTable => 4,
+            ResourceKind::PublicIpAddress => 5,
+            ResourceKind::VirtualNetwork => 6,
+            ResourceKind::PrivateDnsZoneGroup => 10,
+            ResourceKind::FirewallPolicy => 12,
+            ResourceKind::FrontDoorOriginGroup => 15,
+            ResourceKind::PrivateLinkService => 20,
+            ResourceKind::RuleCollectionGroup | ResourceKind::WafPolicy => 25,
+            ResourceKind::PrivateDnsZone => 30,
+            ResourceKind::VirtualNetworkLink => 35,
+            ResourceKind::PrivateEndpoint | ResourceKind::FrontDoorEndpoint => 40,
+            ResourceKind::FrontDoorSecurityPolicy => 45,
+            ResourceKind::FrontDoorRoute => 60,
+            ResourceKind::FrontDoorProfile => 90,
+            ResourceKind::FrontDoorOrigin => 120,
+            ResourceKind::AzureFirewall => 360,
+        }
+    }
+
     /// The api-version to read `id` with when only its id is known (a resource another object
     /// provides, such as the origin group a stamp's origin joins or the subnet a set uses).
     pub fn api_version_of(id: &ArmId) -> &'static str {
@@ -296,6 +322,39 @@ impl DesiredGraph {
     /// The resource with `id`.
     pub fn get(&self, id: &ArmId) -> Option<&DesiredResource> {
         self.resources.iter().find(|r| &r.id == id)
+    }
+
+    /// Per resource (lower-case id), the typical seconds from the start of its write to the end
+    /// of the longest chain of resources that wait for it (see
+    /// `ResourceKind::typical_create_seconds`). The resources with the longest tails hold the
+    /// graph's completion back most: a firewall's policy, not the DNS zones beside it. Observed
+    /// resources take no time of their own.
+    pub fn tails(&self) -> BTreeMap<String, u32> {
+        let mut tails: BTreeMap<String, u32> = BTreeMap::new();
+        // Resources come after what they depend on, so walking backwards meets every
+        // dependant before what it depends on.
+        for r in self.resources.iter().rev() {
+            let own = match r.ownership {
+                Ownership::Managed => r.kind.typical_create_seconds(),
+                Ownership::Observed => 0,
+            };
+            let id = r.id.as_str().to_ascii_lowercase();
+            let after = tails.get(&id).copied().unwrap_or(0);
+            let tail = own + after;
+            tails.insert(id, tail);
+            for dep in &r.depends_on {
+                let entry = tails.entry(dep.as_str().to_ascii_lowercase()).or_insert(0);
+                *entry = (*entry).max(tail);
+            }
+        }
+        // Ids this graph only requires (another graph's) are not its to order.
+        let ids: BTreeSet<String> = self
+            .resources
+            .iter()
+            .map(|r| r.id.as_str().to_ascii_lowercase())
+            .collect();
+        tails.retain(|id, _| ids.contains(id));
+        tails
     }
 
     /// Depth of each resource: 0 for those without in-graph dependencies. Resources of one depth

@@ -605,6 +605,30 @@ mod tests {
     }
 
     #[test]
+    fn the_firewall_chain_has_the_longest_tail_and_dns_zones_a_short_one() {
+        let p = plan(
+            &create_mode(),
+            &["privatelink.vaultcore.azure.net"],
+            &StampObservations::default(),
+        );
+        let tails = p.graph.tails();
+        let tail = |kind| {
+            let r = by_kind(&p, kind)[0];
+            tails[&r.id.as_str().to_ascii_lowercase()]
+        };
+        let firewall = tail(ResourceKind::AzureFirewall);
+        assert_eq!(firewall, 360, "nothing in the stamp waits for its firewall");
+        // Policy, then its rule collection groups one after another, then the firewall.
+        let rule_groups = by_kind(&p, ResourceKind::RuleCollectionGroup).len() as u32;
+        assert!(rule_groups >= 1);
+        let chain = 12 + 25 * rule_groups + 360;
+        assert_eq!(tail(ResourceKind::FirewallPolicy), chain);
+        assert_eq!(tail(ResourceKind::ResourceGroup), 1 + chain);
+        assert!(tail(ResourceKind::PrivateDnsZone) < tail(ResourceKind::FirewallPolicy) / 4);
+        assert_eq!(tails.len(), p.graph.resources.len());
+    }
+
+    #[test]
     fn adopt_mode_observes_the_pls_and_create_mode_writes_it() {
         let adopt = spec(
             json!({ "mode": "Adopt", "resourceId": format!("/subscriptions/{SUB}/resourceGroups/mc/providers/Microsoft.Network/privateLinkServices/aks-pls") }),

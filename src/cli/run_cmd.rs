@@ -97,6 +97,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             backoff: Default::default(),
             known: Default::default(),
             status_written: Default::default(),
+            built: Default::default(),
             caches: Default::default(),
             wakeups: Default::default(),
         });

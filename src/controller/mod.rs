@@ -104,6 +104,9 @@ pub struct Context {
     pub caches: std::sync::OnceLock<Caches>,
     /// Reconciles objects again when an operation they started ends.
     pub wakeups: wakeups::Wakeups,
+    /// Stamps whose PrivateEndpointSets were woken since the stamp's subnets and DNS zones were
+    /// last seen ready (see `stamp::wake_sets_once_built`).
+    pub built: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The watch caches of the kinds the reconcilers look across.
@@ -272,7 +275,7 @@ fn what_a_stamp_reads(set: &PrivateEndpointSet) -> u64 {
 /// (until they do, the set waits).
 fn what_a_set_reads(stamp: &Stamp) -> u64 {
     let status = stamp.status.as_ref();
-    let built: Vec<bool> = ["Network", "PrivateLink"]
+    let built: Vec<bool> = stamp::WHAT_SETS_NEED
         .iter()
         .map(|type_| {
             status
@@ -661,6 +664,25 @@ impl Context {
     pub fn forget(&self, key: &str) {
         self.known().remove(key);
         self.written_status().remove(key);
+        self.built_lock().remove(key);
+    }
+
+    /// Records whether the object `key` is built as its followers need it; `true` the first
+    /// time it is.
+    pub fn newly_built(&self, key: &str, built: bool) -> bool {
+        let mut seen = self.built_lock();
+        if built {
+            seen.insert(key.to_string())
+        } else {
+            seen.remove(key);
+            false
+        }
+    }
+
+    fn built_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Writes the status a pass over `obj` found. What people and other controllers act on —

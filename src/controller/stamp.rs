@@ -371,6 +371,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
             "the operator reads and reports but does not write",
         ));
     }
+    wake_sets_once_built(ctx, stamp, &components).await?;
     let all = ready(&components);
     let converged = all.ok && conv.in_flight.is_empty();
     let phase = if all.ok {
@@ -435,6 +436,37 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         Progress::of(converged, &conv, false).after(written, &ctx.settings),
         &slot(stamp),
     ))
+}
+
+/// The stamp's conditions its PrivateEndpointSets wait for: its subnets and its DNS zones.
+pub const WHAT_SETS_NEED: [&str; 2] = ["Network", "PrivateLink"];
+
+/// Wakes the stamp's PrivateEndpointSets the first time a pass finds their subnet and DNS zones
+/// ready. They are woken anyway when the stamp's status says so, but those conditions are
+/// progress detail, written with a delay: the sets would wait for it.
+async fn wake_sets_once_built(ctx: &Context, stamp: &Stamp, components: &[Verdict]) -> Result<()> {
+    let built = components
+        .iter()
+        .filter(|v| WHAT_SETS_NEED.contains(&v.type_.as_str()))
+        .all(|v| v.ok);
+    if !ctx.newly_built(&super::backoff_key(stamp), built) {
+        return Ok(());
+    }
+    let ns = stamp.namespace();
+    let name = stamp.name_any();
+    for set in ctx.sets(ns.as_deref()).await? {
+        if set
+            .spec
+            .target
+            .stamp_ref
+            .as_ref()
+            .is_some_and(|r| r.name == name)
+        {
+            ctx.wakeups
+                .wake::<crate::api::PrivateEndpointSet>(ns.as_deref(), &set.name_any());
+        }
+    }
+    Ok(())
 }
 
 /// Disables the stamp's Front Door origin and lets in-flight requests drain before anything is

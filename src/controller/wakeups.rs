@@ -62,6 +62,17 @@ impl Wakeups {
         })
     }
 
+    /// Reconciles the object of kind `K` named `name` (in `namespace`) again.
+    pub fn wake<K>(&self, namespace: Option<&str>, name: &str)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        if let Some(tx) = lock(&self.channels).get(K::kind(&()).as_ref()) {
+            // The controller is gone only when the process is stopping.
+            let _ = tx.send((namespace.map(str::to_string), name.to_string()));
+        }
+    }
+
     /// Watches each of `operations` (not already watched) until it ends, then wakes `obj`.
     /// `started`: the hash of the body each operation this process started writes (by poll
     /// URL); only those are told as succeeded, the rest are left for a poll to tell.

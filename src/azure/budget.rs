@@ -124,6 +124,16 @@ struct Subscription {
     open_until: Option<Instant>,
 }
 
+impl Subscription {
+    /// The bucket of `class`, full when first asked for.
+    fn bucket(&mut self, class: RequestClass, limits: &BudgetLimits) -> &mut Bucket {
+        let capacity = limits.of(class).0;
+        self.buckets
+            .entry(class)
+            .or_insert_with(|| Bucket::full(capacity, Instant::now()))
+    }
+}
+
 /// The budget of every subscription this process talks to.
 #[derive(Default)]
 pub struct ThrottleBudget {
@@ -145,6 +155,12 @@ impl ThrottleBudget {
         }
     }
 
+    fn subscriptions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Subscription>> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// How long to wait before a request of `class` may be sent for `subscription` at the
     /// current task's priority; takes a token when the answer is zero.
     pub fn reserve(&self, subscription: &str, class: RequestClass) -> Duration {
@@ -154,17 +170,9 @@ impl ThrottleBudget {
     /// Marks a request of `priority` as waiting for a token until the ticket is dropped:
     /// meanwhile no request of a lower priority takes one.
     pub fn queue(&self, subscription: &str, class: RequestClass, priority: u32) -> WaitTicket<'_> {
-        let now = Instant::now();
-        let mut subs = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut subs = self.subscriptions();
         let sub = subs.entry(subscription.to_ascii_lowercase()).or_default();
-        let capacity = self.limits.of(class).0;
-        let bucket = sub
-            .buckets
-            .entry(class)
-            .or_insert_with(|| Bucket::full(capacity, now));
+        let bucket = sub.bucket(class, &self.limits);
         *bucket.waiting.entry(priority).or_default() += 1;
         WaitTicket {
             budget: self,
@@ -178,10 +186,7 @@ impl ThrottleBudget {
     /// waits for one.
     pub fn reserve_at(&self, subscription: &str, class: RequestClass, priority: u32) -> Duration {
         let now = Instant::now();
-        let mut subs = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut subs = self.subscriptions();
         let sub = subs.entry(subscription.to_ascii_lowercase()).or_default();
         if let Some(until) = sub.open_until {
             if until > now {
@@ -190,10 +195,7 @@ impl ThrottleBudget {
             sub.open_until = None;
         }
         let (capacity, refill) = self.limits.of(class);
-        let bucket = sub
-            .buckets
-            .entry(class)
-            .or_insert_with(|| Bucket::full(capacity, now));
+        let bucket = sub.bucket(class, &self.limits);
         bucket.tokens =
             (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * refill).min(capacity);
         bucket.at = now;
@@ -214,25 +216,15 @@ impl ThrottleBudget {
     /// Aligns the bucket with what ARM says is left (ARM's count wins when it is lower: other
     /// clients share the subscription's budget).
     pub fn observe(&self, subscription: &str, class: RequestClass, remaining: u64) {
-        let mut subs = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut subs = self.subscriptions();
         let sub = subs.entry(subscription.to_ascii_lowercase()).or_default();
-        let (capacity, _) = self.limits.of(class);
-        let bucket = sub
-            .buckets
-            .entry(class)
-            .or_insert_with(|| Bucket::full(capacity, Instant::now()));
+        let bucket = sub.bucket(class, &self.limits);
         bucket.tokens = bucket.tokens.min(remaining as f64);
     }
 
     /// Opens the breaker of `subscription` for `retry_after` (after a 429).
     pub fn trip(&self, subscription: &str, retry_after: Duration) {
-        let mut subs = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut subs = self.subscriptions();
         let sub = subs.entry(subscription.to_ascii_lowercase()).or_default();
         let until = Instant::now() + retry_after;
         sub.open_until = Some(sub.open_until.map_or(until, |u| u.max(until)));
@@ -246,10 +238,7 @@ impl ThrottleBudget {
 
     /// Tokens left in a bucket (for metrics).
     pub fn tokens(&self, subscription: &str, class: RequestClass) -> f64 {
-        let subs = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let subs = self.subscriptions();
         subs.get(&subscription.to_ascii_lowercase())
             .and_then(|s| s.buckets.get(&class))
             .map_or(self.limits.of(class).0, |b| b.tokens)
@@ -266,11 +255,7 @@ pub struct WaitTicket<'a> {
 
 impl Drop for WaitTicket<'_> {
     fn drop(&mut self) {
-        let mut subs = self
-            .budget
-            .subscriptions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut subs = self.budget.subscriptions();
         let Some(bucket) = subs
             .get_mut(&self.subscription)
             .and_then(|s| s.buckets.get_mut(&self.class))

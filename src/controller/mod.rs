@@ -691,8 +691,9 @@ impl Context {
     /// written at most once per progress interval, and `Deferred` tells the caller when to
     /// look again to write it. Each write costs the API server a write and a watch event to
     /// every watcher, and a converging stamp ends an operation every few seconds: status writes
-    /// were most of the API server's work while a hundred stamps converged. (Operations left out of status meanwhile are not lost to a
-    /// restart: a resource still being written reads as busy and is not written again.) What
+    /// were most of the API server's work while a hundred stamps converged. (Operations left
+    /// out of status meanwhile are not lost to a restart: a resource still being written reads
+    /// as busy and is not written again.) What
     /// this process wrote last is compared too: the cached object may not show it yet, and
     /// writing it again would change nothing.
     pub async fn write_pass_status<K>(

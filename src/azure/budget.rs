@@ -204,12 +204,14 @@ impl ThrottleBudget {
             .range((Bound::Excluded(priority), Bound::Unbounded))
             .next()
             .is_some();
-        if bucket.tokens >= 1.0 && !outranked {
+        if bucket.tokens < 1.0 {
+            Duration::from_secs_f64((1.0 - bucket.tokens) / refill)
+        } else if outranked {
+            // A token is in, but a higher request takes it: look again once the next one is.
+            Duration::from_secs_f64(1.0 / refill)
+        } else {
             bucket.tokens -= 1.0;
             Duration::ZERO
-        } else {
-            // Outranked with a token in the bucket: look again once the next one is in.
-            Duration::from_secs_f64((1.0 - bucket.tokens).max(1.0) / refill)
         }
     }
 

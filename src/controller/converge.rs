@@ -65,6 +65,13 @@ pub struct Convergence {
     pub touched: BTreeSet<String>,
     /// The operations this pass started, by poll URL, with the hash of the body each writes.
     pub started: BTreeMap<String, u64>,
+    /// Ids (lower case) of resources Azure changes as a side effect of a write this pass made,
+    /// started or saw end (see `DesiredResource::moves`): what was known of them before does
+    /// not hold.
+    pub moved: BTreeSet<String>,
+    /// Ids (lower case) of resources this pass wrote, or started writing, where the listing
+    /// showed nothing: their proxy children cannot exist unless this operator writes them.
+    pub created: BTreeSet<String>,
 }
 
 impl Convergence {
@@ -110,6 +117,15 @@ impl Convergence {
         }
     }
 
+    /// Records that `r` was written, or its operation seen to end, and with it what it moves.
+    fn touch(&mut self, r: &DesiredResource) {
+        self.touched.insert(key(r));
+        for m in &r.moves {
+            self.touched.insert(key_of(m.as_str()));
+            self.moved.insert(key_of(m.as_str()));
+        }
+    }
+
     /// Records what one step found.
     fn record(&mut self, r: &DesiredResource, s: Step) {
         let k = key(r);
@@ -123,13 +139,15 @@ impl Convergence {
             Step::Written(repaired, live) => {
                 self.repaired.extend(repaired);
                 self.written.insert(k.clone());
-                self.touched.insert(k.clone());
+                self.touch(r);
                 self.ready.insert(k.clone());
                 if let Some(live) = live {
                     self.live.insert(k, live);
                 }
             }
             Step::Running(op) => {
+                self.moved
+                    .extend(r.moves.iter().map(|m| key_of(m.as_str())));
                 self.started.insert(op.poll_url.clone(), body_hash(r));
                 self.in_flight.push(op);
                 self.problem(r.component, being_provisioned(r));
@@ -322,13 +340,19 @@ pub async fn converge(
             },
             seen => seen,
         };
-        out.touched.insert(id.clone());
+        let desired = graph.resources.iter().find(|r| key(r) == id);
+        match (status, desired) {
+            (Watched::Running, _) => {}
+            (_, Some(r)) => out.touch(r),
+            (_, None) => {
+                out.touched.insert(id.clone());
+            }
+        }
         match status {
             Watched::Running => {
-                if let Some(r) = graph.resources.iter().find(|r| key(r) == id) {
+                if let Some(r) = desired {
                     out.problem(r.component, being_provisioned(r));
                 }
-                out.touched.remove(&id);
                 running.insert(id);
                 out.in_flight.push(op.clone());
             }
@@ -381,10 +405,14 @@ pub async fn converge(
         .iter()
         .filter(|r| !running.contains(&key(r)))
         .collect();
+    // What an ended operation changed besides its own resource is read, not taken as known.
+    let stale = out.moved.clone();
     // When the subscription's budget runs short, what holds the graph back longest goes first.
     let tails = graph.tails();
     let priority = |r: &DesiredResource| tails.get(&key(r)).copied().unwrap_or(0);
     let mut locks_held: BTreeSet<String> = BTreeSet::new();
+    // Written without a read, as the listing showed them absent.
+    let mut blind: BTreeSet<String> = BTreeSet::new();
     let mut active: FuturesUnordered<BoxFuture<'_, (&DesiredResource, Option<String>, Step)>> =
         FuturesUnordered::new();
     loop {
@@ -407,7 +435,15 @@ pub async fn converge(
             } else if deps_ready && !locks_held.contains(&lock) {
                 locks_held.insert(lock.clone());
                 waiting.remove(i);
-                let (matched, absent) = (known.lookup(r), known.absent(&r.id));
+                let matched = if stale.contains(&key(r)) {
+                    None
+                } else {
+                    known.lookup(r)
+                };
+                let absent = known.absent(&r.id);
+                if absent {
+                    blind.insert(key(r));
+                }
                 let s = with_priority(
                     priority(r),
                     step(arm, r, mode, inline_wait, matched, absent),
@@ -425,6 +461,16 @@ pub async fn converge(
         }
         out.record(r, s);
     }
+    let started_now: BTreeSet<String> = out
+        .in_flight
+        .iter()
+        .filter(|op| out.started.contains_key(&op.poll_url))
+        .map(|op| op.resource_id.to_ascii_lowercase())
+        .collect();
+    out.created = blind
+        .into_iter()
+        .filter(|id| out.written.contains(id) || started_now.contains(id))
+        .collect();
     for r in waiting {
         let missing: Vec<&str> = r
             .depends_on
@@ -558,6 +604,9 @@ pub struct Known {
     running: Vec<LroState>,
     /// How old a read of what the graph requires (another object provides) may be.
     required_age: ListingAge,
+    /// Resources the passes created where the listing showed nothing (see
+    /// `Convergence::created`), while the object converges.
+    created: BTreeSet<String>,
 }
 
 impl Known {
@@ -566,8 +615,8 @@ impl Known {
     /// change this operator knows of. (Another writer in the moment between our write and
     /// this listing would go unseen until the periodic full check.)
     pub fn new(previous: Option<Known>, listing: Listing, required_age: ListingAge) -> Known {
-        let (mut matched, ended, rechecked, running) = previous
-            .map(|p| (p.matched, p.ended, p.rechecked, p.running))
+        let (mut matched, ended, rechecked, running, created) = previous
+            .map(|p| (p.matched, p.ended, p.rechecked, p.running, p.created))
             .unwrap_or_default();
         for (id, (then, _)) in &mut matched {
             if then.is_empty() {
@@ -584,6 +633,7 @@ impl Known {
             rechecked,
             running,
             required_age,
+            created,
         }
     }
 
@@ -665,12 +715,21 @@ impl Known {
         let Some(&group_exists) = self.listing.groups.get(&group) else {
             return false;
         };
-        let top_level = id.parent().is_none();
+        let parent = id.parent();
         let id = key_of(id.as_str());
         if id == group {
             return !group_exists;
         }
-        top_level && !self.listing.tracked.contains_key(&id)
+        match parent {
+            None => !self.listing.tracked.contains_key(&id),
+            // A proxy child of what an earlier pass created, never written since: nobody but
+            // this operator writes there.
+            Some(parent) => {
+                self.created.contains(&key_of(parent.as_str()))
+                    && !self.created.contains(&id)
+                    && !self.matched.contains_key(&id)
+            }
+        }
     }
 
     /// `Some(body)` when `r` matched at a `changedTime` the listing still shows.
@@ -701,16 +760,44 @@ impl Known {
             rechecked: self.rechecked,
             running: self.running,
             required_age: self.required_age,
+            created: if converged {
+                BTreeSet::new()
+            } else {
+                self.created
+            },
         }
     }
 
     /// Learns from a pass: what is ready matched at the `changedTime` listed before it, or —
     /// written by this pass — at the one the next listing shows.
     pub fn learn(&mut self, graph: &DesiredGraph, pass: &Convergence) {
+        self.created.extend(pass.created.iter().cloned());
+        // What this pass wrote, started or saw end: its parents' `changedTime` moved with it.
+        let ours: Vec<String> = pass
+            .touched
+            .iter()
+            .cloned()
+            .chain(
+                pass.in_flight
+                    .iter()
+                    .map(|op| op.resource_id.to_ascii_lowercase()),
+            )
+            .collect();
+        let parent_of_ours = |id: &str| {
+            ours.iter()
+                .any(|w| w.strip_prefix(id).is_some_and(|rest| rest.starts_with('/')))
+        };
         for r in &graph.resources {
             let id = key(r);
-            let at = if pass.written.contains(&id) {
-                Some(String::new())
+            // A parent whose body is not kept takes the `changedTime` the next listing shows,
+            // like what was written: its children's writes moved it, not a change of its own.
+            // (One whose body is kept is read again: a child may change what status reads.)
+            let written =
+                pass.written.contains(&id) || (!BODY_KEPT.contains(&r.kind) && parent_of_ours(&id));
+            let at = if written {
+                // Written, then moved again by another write of this pass: only a read tells
+                // what the latter did.
+                (!pass.moved.contains(&id)).then(String::new)
             } else {
                 self.listing
                     .changed
@@ -969,6 +1056,145 @@ mod tests {
             style: PollStyle::AsyncOperation,
             started_at: 0,
         }
+    }
+
+    use crate::plan::ArmId;
+    use serde_json::json;
+
+    fn resource(id: &ArmId, kind: ResourceKind) -> DesiredResource {
+        DesiredResource::managed(id.clone(), kind, Component::Ingress, json!({}))
+    }
+
+    /// A listing of group `g` showing each of `changed` (id, `changedTime`).
+    fn listing(changed: &[(&ArmId, &str)]) -> Listing {
+        let entries: Changed = changed
+            .iter()
+            .map(|(id, t)| (key_of(id.as_str()), t.to_string()))
+            .collect();
+        Listing {
+            changed: entries.clone(),
+            tracked: entries,
+            groups: [(group_key("s", "g"), true)].into(),
+            ..Default::default()
+        }
+    }
+
+    fn next_pass(known: Known, listing: Listing) -> Known {
+        Known::new(
+            Some(known.between_passes(false)),
+            listing,
+            ListingAge::default(),
+        )
+    }
+
+    #[test]
+    fn what_a_write_moves_besides_its_own_resource_is_read_again() {
+        let pls = ArmId::resource("s", "g", "Microsoft.Network/privateLinkServices", "pls");
+        let origin = ArmId::resource("s", "g", "Microsoft.Cdn/profiles", "afd")
+            .child("originGroups", "og")
+            .child("origins", "o");
+        let graph = DesiredGraph::new(
+            vec![
+                resource(&pls, ResourceKind::PrivateLinkService),
+                resource(&origin, ResourceKind::FrontDoorOrigin)
+                    .after([&pls])
+                    .moving(&pls),
+            ],
+            vec![],
+        )
+        .unwrap();
+        let mut pass = Convergence::default();
+        for r in &graph.resources {
+            pass.record(r, Step::Written(None, Some(json!({}))));
+        }
+        assert!(pass.moved.contains(&key_of(pls.as_str())));
+        let mut known = Known::new(None, listing(&[]), ListingAge::default());
+        known.learn(&graph, &pass);
+        // Written in the pass that also wrote the origin: the next listing's `changedTime` may
+        // already carry the connection the origin opened, so it is not simply adopted.
+        let known = next_pass(known, listing(&[(&pls, "t1")]));
+        assert!(known.lookup(graph.get(&pls).unwrap()).is_none());
+        assert!(
+            known.lookup(graph.get(&origin).unwrap()).is_none(),
+            "never listed"
+        );
+    }
+
+    #[test]
+    fn a_parent_moved_by_its_childs_write_is_not_read_again_unless_status_reads_its_body() {
+        let zone = ArmId::resource("s", "g", "Microsoft.Network/privateDnsZones", "z");
+        let link = zone.child("virtualNetworkLinks", "l");
+        let pls = ArmId::resource("s", "g", "Microsoft.Network/privateLinkServices", "pls");
+        let graph = DesiredGraph::new(
+            vec![
+                resource(&zone, ResourceKind::PrivateDnsZone),
+                resource(&link, ResourceKind::VirtualNetworkLink).after([&zone]),
+                resource(&pls, ResourceKind::PrivateLinkService),
+            ],
+            vec![],
+        )
+        .unwrap();
+        let r = |id: &ArmId| graph.get(id).unwrap();
+        let before = listing(&[(&zone, "t0"), (&pls, "t0")]);
+        let mut known = Known::new(None, before, ListingAge::default());
+        let mut pass = Convergence::default();
+        pass.record(r(&zone), Step::Ready(None));
+        pass.record(r(&pls), Step::Ready(Some(json!({}))));
+        pass.record(r(&link), Step::Written(None, None));
+        // A connection approved on the Private Link Service (a child not in the graph).
+        pass.touched.insert(key_of(&format!(
+            "{}/privateEndpointConnections/c",
+            pls.as_str()
+        )));
+        known.learn(&graph, &pass);
+        let known = next_pass(known, listing(&[(&zone, "t1"), (&pls, "t1")]));
+        assert!(
+            known.lookup(r(&zone)).is_some(),
+            "the zone moved only because its link was written"
+        );
+        assert!(
+            known.lookup(r(&pls)).is_none(),
+            "the approval changed what status reads of the Private Link Service"
+        );
+    }
+
+    #[test]
+    fn a_proxy_child_of_what_this_object_created_is_known_absent_until_written() {
+        let policy = ArmId::resource("s", "g", "Microsoft.Network/firewallPolicies", "p");
+        let group = policy.child("ruleCollectionGroups", "platform");
+        let graph = DesiredGraph::new(
+            vec![
+                resource(&policy, ResourceKind::FirewallPolicy),
+                resource(&group, ResourceKind::RuleCollectionGroup).after([&policy]),
+            ],
+            vec![],
+        )
+        .unwrap();
+        let known = Known::new(None, listing(&[]), ListingAge::default());
+        assert!(known.absent(&policy), "top level, not listed");
+        assert!(!known.absent(&group), "a proxy child: only a read tells");
+
+        let mut pass = Convergence {
+            created: [key_of(policy.as_str())].into(),
+            ..Default::default()
+        };
+        pass.record(graph.get(&policy).unwrap(), Step::Written(None, None));
+        let mut known = known;
+        known.learn(&graph, &pass);
+        let mut known = next_pass(known, listing(&[(&policy, "t1")]));
+        assert!(
+            known.absent(&group),
+            "nobody else writes under our new policy"
+        );
+
+        let mut pass = Convergence {
+            created: [key_of(group.as_str())].into(),
+            ..Default::default()
+        };
+        pass.record(graph.get(&group).unwrap(), Step::Written(None, None));
+        known.learn(&graph, &pass);
+        let known = next_pass(known, listing(&[(&policy, "t2")]));
+        assert!(!known.absent(&group), "written since: read as usual");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! private-endpoint subnet, zone groups writing their DNS records, status per endpoint.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
@@ -27,6 +28,9 @@ use crate::plan::{
 
 /// Entry point of the controller.
 pub async fn reconcile(set: Arc<PrivateEndpointSet>, ctx: Arc<Context>) -> Result<Action> {
+    if let Some(wait) = quiet_wait(&set, &ctx).await? {
+        return Ok(Action::requeue(wait));
+    }
     let ns = set
         .namespace()
         .ok_or(Error::MissingObjectKey("namespace"))?;
@@ -41,6 +45,43 @@ pub async fn reconcile(set: Arc<PrivateEndpointSet>, ctx: Arc<Context>) -> Resul
         |set| async move { cleanup(&set, ctx).await },
     )
     .await
+}
+
+/// How long a new set may wait for its stamp without writing anything. A set has nothing to do
+/// until its stamp's subnets and DNS zones are built, and the stamp wakes it then (see
+/// `stamp::wake_sets_once_built`). A set created with its stamp waits so for a second or two;
+/// its finalizer, owner and first status would only add three writes to the API server's
+/// busiest moment, when every stamp of the apply makes its first writes. Only a valid set that
+/// never wrote (no finalizer yet) waits quietly, and only for one progress interval after its
+/// creation: a stamp that takes longer is reported as what the set waits for.
+async fn quiet_wait(set: &PrivateEndpointSet, ctx: &Context) -> Result<Option<Duration>> {
+    if set.meta().deletion_timestamp.is_some() || super::has_finalizer(set) {
+        return Ok(None);
+    }
+    let (Some(ns), Some(stamp_ref)) = (set.namespace(), set.spec.target.stamp_ref.as_ref()) else {
+        return Ok(None);
+    };
+    let Some(stamp) = ctx.stamp(&ns, &stamp_ref.name).await? else {
+        return Ok(None);
+    };
+    if super::stamp::built_for_sets(ctx, &stamp) {
+        return Ok(None);
+    }
+    let age = set
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .map(|t| k8s_openapi::jiff::Timestamp::now().duration_since(t.0))
+        .and_then(|d| Duration::try_from(d).ok())
+        .unwrap_or_default();
+    let Some(left) = ctx.settings.progress_interval.checked_sub(age) else {
+        return Ok(None);
+    };
+    // An invalid set is reported at once, whatever its stamp's progress.
+    if plan_for(ctx, set).await?.is_err() {
+        return Ok(None);
+    }
+    Ok(Some(left))
 }
 
 /// The host VNet of a set, or why there is none yet.

@@ -302,14 +302,29 @@ fn what_a_global_plane_reads(stamp: &Stamp) -> u64 {
 }
 
 /// What a change must touch to trigger a reconcile: the spec (`metadata.generation`, which the
-/// API server also bumps when deletion starts), the finalizers, or the annotations (annotating
-/// an object is how people and GitOps tools ask for a reconcile now).
+/// API server also bumps when deletion starts), the finalizers other than this operator's, or
+/// the annotations (annotating an object is how people and GitOps tools ask for a reconcile
+/// now). Adding our own finalizer, which every new object's first pass does, would otherwise
+/// cost each a second pass that finds nothing new; should someone remove it by hand, the next
+/// pass (at the latest the resync) puts it back.
 fn spec_or_metadata<K: Resource>(obj: &K) -> Option<u64> {
     use kube::runtime::{predicates, Predicate};
     predicates::generation
-        .combine(predicates::finalizers)
+        .combine(others_finalizers)
         .combine(predicates::annotations)
         .hash_property(obj)
+}
+
+/// Hash of the finalizers of `obj` other than this operator's.
+fn others_finalizers<K: Resource>(obj: &K) -> Option<u64> {
+    let others: Vec<&String> = obj
+        .meta()
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    Some(converge::stable_hash(&format!("{others:?}")))
 }
 
 /// A watch of `api` feeding a cache without what the reconcilers never read: managed fields and
@@ -555,7 +570,7 @@ where
     result
 }
 
-fn has_finalizer<K: Resource>(obj: &K) -> bool {
+pub fn has_finalizer<K: Resource>(obj: &K) -> bool {
     obj.meta()
         .finalizers
         .as_ref()
@@ -677,6 +692,12 @@ impl Context {
             seen.remove(key);
             false
         }
+    }
+
+    /// Whether a pass found the object `key` built as its followers need it (and has not found
+    /// it otherwise since).
+    pub fn is_built(&self, key: &str) -> bool {
+        self.built_lock().contains(key)
     }
 
     fn built_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {

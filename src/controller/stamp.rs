@@ -118,12 +118,13 @@ fn approval_note(decision: &str, request_message: &str) -> String {
 }
 
 /// Decides about the connections on the stamp's Private Link Service; approves or rejects as the
-/// GlobalPlane's policy says (when writes are allowed) and reports Front Door's connection.
+/// GlobalPlane's policy says (when writes are allowed) and reports Front Door's connection. A
+/// decision written is recorded in `conv` as this operator's own change.
 async fn private_link(
     ctx: &Context,
     plan: &StampPlan,
     global: &GlobalPlane,
-    conv: &Convergence,
+    conv: &mut Convergence,
     mode: Mode,
 ) -> (Verdict, Option<PrivateLinkConnection>) {
     let Some(pls) = conv.live_of(plan.private_link_service.as_str()) else {
@@ -171,6 +172,7 @@ async fn private_link(
             if let Ok(PutOutcome::Started(op)) = ctx.arm.put(&id, "2024-05-01", &body, None).await {
                 let _ = tokio::time::timeout(ctx.settings.inline_wait, ctx.arm.wait(&op)).await;
             }
+            conv.touched.insert(id.to_ascii_lowercase());
             final_state = decision.to_string();
         }
         if expected {
@@ -325,7 +327,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         return Ok(next_look(&ctx.settings, Progress::Converged, &slot(stamp)));
     }
     let mode = Mode::of(stamp.spec.paused, stamp.spec.management_policy);
-    let conv = ctx
+    let mut conv = ctx
         .converge(stamp, &plan.graph, &previous.in_flight, mode, &freshness)
         .await;
     for repaired in &conv.repaired {
@@ -339,7 +341,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         .await;
         tracing::info!(stamp = %stamp.name_any(), %repaired, "repaired drift");
     }
-    let (approval, connection) = private_link(ctx, &plan, &global, &conv, mode).await;
+    let (approval, connection) = private_link(ctx, &plan, &global, &mut conv, mode).await;
     let outputs = outputs(&plan, &conv);
     let mut components = vec![
         Verdict::ok(
@@ -440,6 +442,19 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
 
 /// The stamp's conditions its PrivateEndpointSets wait for: its subnets and its DNS zones.
 pub const WHAT_SETS_NEED: [&str; 2] = ["Network", "PrivateLink"];
+
+/// Whether the stamp's subnets and DNS zones, which its sets need, are built: as this process's
+/// last pass found them, or as its status says.
+pub fn built_for_sets(ctx: &Context, stamp: &Stamp) -> bool {
+    ctx.is_built(&super::backoff_key(stamp))
+        || WHAT_SETS_NEED.iter().all(|type_| {
+            stamp.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == *type_ && c.status == "True")
+            })
+        })
+}
 
 /// Wakes the stamp's PrivateEndpointSets the first time a pass finds their subnet and DNS zones
 /// ready. They are woken anyway when the stamp's status says so, but those conditions are

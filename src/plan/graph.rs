@@ -199,6 +199,11 @@ pub struct DesiredResource {
     /// `AnotherOperationInProgress` for concurrent writes to one VNet or one firewall policy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<ArmId>,
+    /// Other resources whose state Azure changes when this one is written, besides its
+    /// ancestors: a Front Door origin opens a connection on the Private Link Service it names.
+    /// What was known of them before the write no longer holds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<ArmId>,
 }
 
 impl DesiredResource {
@@ -217,6 +222,7 @@ impl DesiredResource {
             body,
             depends_on: Vec::new(),
             lock: None,
+            moves: Vec::new(),
         }
     }
 
@@ -230,12 +236,19 @@ impl DesiredResource {
             body: Value::Null,
             depends_on: Vec::new(),
             lock: None,
+            moves: Vec::new(),
         }
     }
 
     /// Adds dependencies.
     pub fn after<'a>(mut self, ids: impl IntoIterator<Item = &'a ArmId>) -> DesiredResource {
         self.depends_on.extend(ids.into_iter().cloned());
+        self
+    }
+
+    /// Declares that writing this one changes `other` too (see `moves`).
+    pub fn moving(mut self, other: &ArmId) -> DesiredResource {
+        self.moves.push(other.clone());
         self
     }
 

@@ -401,7 +401,9 @@ pub fn plan_stamp(
                 }
             }),
         )
-        .after([&private_link_service, &global_ids.origin_group]),
+        .after([&private_link_service, &global_ids.origin_group])
+        // Front Door asks for its connection on the stamp's Private Link Service.
+        .moving(&private_link_service),
     );
 
     let graph =

@@ -36,11 +36,13 @@ pub async fn reconcile(set: Arc<PrivateEndpointSet>, ctx: Arc<Context>) -> Resul
         .ok_or(Error::MissingObjectKey("namespace"))?;
     let api: Api<PrivateEndpointSet> = Api::namespaced(ctx.kube.clone(), &ns);
     let (api, ctx) = (&api, ctx.as_ref());
+    let owner = owner(&set, ctx).await?;
     super::with_finalizer(
         api,
         set,
         ctx,
         "privateendpointset",
+        owner,
         |set| async move { apply(api, &set, ctx).await },
         |set| async move { cleanup(&set, ctx).await },
     )
@@ -195,21 +197,39 @@ async fn taken_by_others(
         .sum())
 }
 
-/// Makes the stamp the owner so the set is deleted with it.
-async fn adopt(ctx: &Context, set: &PrivateEndpointSet, stamp: &Stamp, ns: &str) -> Result<()> {
-    let Some(uid) = stamp.uid() else {
-        return Ok(());
-    };
+/// The owner reference to `stamp` a set of it should carry, so it is deleted with it; `None`
+/// when it carries it already.
+fn stamp_owner(set: &PrivateEndpointSet, stamp: &Stamp) -> Option<OwnerReference> {
+    let uid = stamp.uid()?;
     if set.owner_references().iter().any(|o| o.uid == uid) {
-        return Ok(());
+        return None;
     }
-    let owner = OwnerReference {
+    Some(OwnerReference {
         api_version: Stamp::api_version(&()).into(),
         kind: Stamp::kind(&()).into(),
         name: stamp.name_any(),
         uid,
         controller: Some(false),
         block_owner_deletion: Some(false),
+    })
+}
+
+/// The owner a set lacks: its stamp, if it exists (written with the finalizer, in one write).
+async fn owner(set: &PrivateEndpointSet, ctx: &Context) -> Result<Option<OwnerReference>> {
+    let (Some(ns), Some(stamp_ref)) = (set.namespace(), set.spec.target.stamp_ref.as_ref()) else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .stamp(&ns, &stamp_ref.name)
+        .await?
+        .and_then(|stamp| stamp_owner(set, &stamp)))
+}
+
+/// Makes the stamp the owner so the set is deleted with it (when the finalizer's write did not:
+/// the stamp came after the set, or was replaced).
+async fn adopt(ctx: &Context, set: &PrivateEndpointSet, stamp: &Stamp, ns: &str) -> Result<()> {
+    let Some(owner) = stamp_owner(set, stamp) else {
+        return Ok(());
     };
     let patch = json!({ "apiVersion": PrivateEndpointSet::api_version(&()), "kind": PrivateEndpointSet::kind(&()), "metadata": { "ownerReferences": [owner] } });
     Api::<PrivateEndpointSet>::namespaced(ctx.kube.clone(), ns)

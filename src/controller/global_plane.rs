@@ -27,6 +27,7 @@ pub async fn reconcile(global: Arc<GlobalPlane>, ctx: Arc<Context>) -> Result<Ac
         global,
         ctx,
         "globalplane",
+        None,
         |global| async move { apply(api, &global, ctx).await },
         |global| async move { cleanup(&global, ctx).await },
     )

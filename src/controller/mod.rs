@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -530,12 +531,14 @@ fn status_of(obj: &impl serde::Serialize) -> Option<serde_json::Value> {
 }
 
 /// Runs one reconcile of `controller` behind the cleanup finalizer (added before the first
-/// write, removed once `cleanup` succeeds), counting it in the reconcile metrics.
+/// write, removed once `cleanup` succeeds), counting it in the reconcile metrics. `owner`, an
+/// owner the object should have, is added in the same write as the finalizer.
 pub async fn with_finalizer<K, Applied, Cleaned>(
     api: &Api<K>,
     obj: Arc<K>,
     ctx: &Context,
     controller: &'static str,
+    owner: Option<OwnerReference>,
     apply: impl FnOnce(Arc<K>) -> Applied,
     cleanup: impl FnOnce(Arc<K>) -> Cleaned,
 ) -> Result<Action>
@@ -549,7 +552,7 @@ where
     let key = backoff_key(obj.as_ref());
     let result = async {
         let obj = if obj.meta().deletion_timestamp.is_none() && !has_finalizer(obj.as_ref()) {
-            add_finalizer(api, obj).await?
+            add_finalizer(api, obj, owner).await?
         } else {
             obj
         };
@@ -585,7 +588,11 @@ pub fn has_finalizer<K: Resource>(obj: &K) -> bool {
 /// from the cached object: usually current, and a read less for an API server that every
 /// object of a large apply asks at once. Only when the cache lags (an earlier reconcile's add
 /// has not come back through the watch yet) is the API server asked.
-async fn add_finalizer<K>(api: &Api<K>, obj: Arc<K>) -> Result<Arc<K>>
+async fn add_finalizer<K>(
+    api: &Api<K>,
+    obj: Arc<K>,
+    owner: Option<OwnerReference>,
+) -> Result<Arc<K>>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -594,7 +601,7 @@ where
         .name
         .clone()
         .ok_or(Error::MissingObjectKey("name"))?;
-    match patch_finalizer(api, &name, obj.as_ref()).await {
+    match patch_finalizer(api, &name, obj.as_ref(), owner.as_ref()).await {
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         done => return Ok(Arc::new(done?)),
     }
@@ -602,20 +609,34 @@ where
     if has_finalizer(&fresh) || fresh.meta().deletion_timestamp.is_some() {
         return Ok(Arc::new(fresh));
     }
-    Ok(Arc::new(patch_finalizer(api, &name, &fresh).await?))
+    Ok(Arc::new(
+        patch_finalizer(api, &name, &fresh, owner.as_ref()).await?,
+    ))
 }
 
-/// Adds the cleanup finalizer to `from`'s, if `from`'s resourceVersion is still current.
-async fn patch_finalizer<K>(api: &Api<K>, name: &str, from: &K) -> kube::Result<K>
+/// Adds the cleanup finalizer (and `owner`, unless already there) to `from`'s, if `from`'s
+/// resourceVersion is still current.
+async fn patch_finalizer<K>(
+    api: &Api<K>,
+    name: &str,
+    from: &K,
+    owner: Option<&OwnerReference>,
+) -> kube::Result<K>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let mut finalizers = from.meta().finalizers.clone().unwrap_or_default();
+    let meta = from.meta();
+    let mut finalizers = meta.finalizers.clone().unwrap_or_default();
     finalizers.push(FINALIZER.to_string());
-    let patch = json!({ "metadata": {
+    let mut patch = json!({ "metadata": {
         "finalizers": finalizers,
-        "resourceVersion": from.meta().resource_version,
+        "resourceVersion": meta.resource_version,
     }});
+    let mut owners = meta.owner_references.clone().unwrap_or_default();
+    if let Some(owner) = owner.filter(|o| !owners.iter().any(|had| had.uid == o.uid)) {
+        owners.push(owner.clone());
+        patch["metadata"]["ownerReferences"] = json!(owners);
+    }
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
 }

@@ -32,6 +32,7 @@ pub async fn reconcile(stamp: Arc<Stamp>, ctx: Arc<Context>) -> Result<Action> {
         stamp,
         ctx,
         "stamp",
+        None,
         |stamp| async move { apply(api, &stamp, ctx).await },
         |stamp| async move { cleanup(api, &stamp, ctx).await },
     )

@@ -607,6 +607,10 @@ pub struct Known {
     /// Resources the passes created where the listing showed nothing (see
     /// `Convergence::created`), while the object converges.
     created: BTreeSet<String>,
+    /// What the graph requires of other objects (the origin group a stamp joins, the subnet a
+    /// set uses) that the last pass found, if nothing failed in it: while the object converges,
+    /// it is not read again.
+    found_required: BTreeSet<String>,
 }
 
 impl Known {
@@ -615,8 +619,17 @@ impl Known {
     /// change this operator knows of. (Another writer in the moment between our write and
     /// this listing would go unseen until the periodic full check.)
     pub fn new(previous: Option<Known>, listing: Listing, required_age: ListingAge) -> Known {
-        let (mut matched, ended, rechecked, running, created) = previous
-            .map(|p| (p.matched, p.ended, p.rechecked, p.running, p.created))
+        let (mut matched, ended, rechecked, running, created, found_required) = previous
+            .map(|p| {
+                (
+                    p.matched,
+                    p.ended,
+                    p.rechecked,
+                    p.running,
+                    p.created,
+                    p.found_required,
+                )
+            })
             .unwrap_or_default();
         for (id, (then, _)) in &mut matched {
             if then.is_empty() {
@@ -634,6 +647,7 @@ impl Known {
             running,
             required_age,
             created,
+            found_required,
         }
     }
 
@@ -698,8 +712,10 @@ impl Known {
         let mut current = Some(id.clone());
         while let Some(c) = current {
             if self.listing.tracked.contains_key(&key_of(c.as_str())) {
-                // Listed itself, or only an ancestor (then a read tells).
-                return (c == *id).then_some(true);
+                // Listed itself, or only an ancestor (then a read tells, unless an earlier
+                // pass found it).
+                let found = self.found_required.contains(&key_of(id.as_str()));
+                return (c == *id || found).then_some(true);
             }
             current = c.parent();
         }
@@ -732,12 +748,16 @@ impl Known {
         }
     }
 
-    /// `Some(body)` when `r` matched at a `changedTime` the listing still shows.
+    /// `Some(body)` when `r` matched at a `changedTime` the listing still shows (under a parent
+    /// another object owns: when it matched at all).
     fn lookup(&self, r: &DesiredResource) -> Option<Option<Value>> {
         let id = key(r);
         let now = self.listing.changed.get(&id).filter(|t| !t.is_empty())?;
         let (then, body) = self.matched.get(&id)?;
-        if then != now {
+        // Under a parent another object owns (a stamp's origin under its GlobalPlane's Front
+        // Door profile) the `changedTime` moves with every sibling's write: while this object
+        // converges, what matched is trusted; its next full check reads it again.
+        if then != now && !self.listing.under_shared.contains(&id) {
             return None;
         }
         Some(body.as_deref().and_then(|b| serde_json::from_str(b).ok()))
@@ -765,6 +785,11 @@ impl Known {
             } else {
                 self.created
             },
+            found_required: if converged {
+                BTreeSet::new()
+            } else {
+                self.found_required
+            },
         }
     }
 
@@ -772,6 +797,16 @@ impl Known {
     /// written by this pass — at the one the next listing shows.
     pub fn learn(&mut self, graph: &DesiredGraph, pass: &Convergence) {
         self.created.extend(pass.created.iter().cloned());
+        self.found_required = if pass.held_by_others {
+            BTreeSet::new()
+        } else {
+            graph
+                .requires
+                .iter()
+                .map(|id| key_of(id.as_str()))
+                .filter(|id| pass.ready.contains(id))
+                .collect()
+        };
         // What this pass wrote, started or saw end: its parents' `changedTime` moved with it.
         let ours: Vec<String> = pass
             .touched
@@ -1156,6 +1191,70 @@ mod tests {
             known.lookup(r(&pls)).is_none(),
             "the approval changed what status reads of the Private Link Service"
         );
+    }
+
+    #[test]
+    fn what_matched_under_a_parent_another_object_owns_is_trusted_while_converging() {
+        let origin = ArmId::resource("s", "g", "Microsoft.Cdn/profiles", "afd")
+            .child("originGroups", "og")
+            .child("origins", "o");
+        let pls = ArmId::resource("s", "g", "Microsoft.Network/privateLinkServices", "pls");
+        let graph = DesiredGraph::new(
+            vec![
+                resource(&origin, ResourceKind::FrontDoorOrigin),
+                resource(&pls, ResourceKind::PrivateLinkService),
+            ],
+            vec![],
+        )
+        .unwrap();
+        let shared = |t: &str| Listing {
+            changed: [
+                (key_of(origin.as_str()), t.to_string()),
+                (key_of(pls.as_str()), t.to_string()),
+            ]
+            .into(),
+            under_shared: [key_of(origin.as_str())].into(),
+            ..Default::default()
+        };
+        let mut known = Known::new(None, shared("t0"), ListingAge::default());
+        let mut pass = Convergence::default();
+        for r in &graph.resources {
+            pass.record(r, Step::Ready(Some(json!({}))));
+        }
+        known.learn(&graph, &pass);
+        // A sibling origin was written: the profile, which both roll up to here, moved.
+        let known = next_pass(known, shared("t1"));
+        assert!(known.lookup(graph.get(&origin).unwrap()).is_some());
+        assert!(known.lookup(graph.get(&pls).unwrap()).is_none());
+    }
+
+    #[test]
+    fn what_another_object_provides_is_read_until_a_pass_without_failures_found_it() {
+        let vnet = ArmId::resource("s", "g", "Microsoft.Network/virtualNetworks", "v");
+        let subnet = vnet.child("subnets", "pe");
+        let endpoint = ArmId::resource("s", "g", "Microsoft.Network/privateEndpoints", "e");
+        let graph = DesiredGraph::new(
+            vec![resource(&endpoint, ResourceKind::PrivateEndpoint).after([&subnet])],
+            vec![subnet.clone()],
+        )
+        .unwrap();
+        let mut known = Known::new(None, listing(&[(&vnet, "t0")]), ListingAge::default());
+        assert_eq!(known.exists(&subnet), None, "only a read tells");
+        let found = Convergence {
+            ready: [key_of(subnet.as_str())].into(),
+            ..Default::default()
+        };
+        known.learn(&graph, &found);
+        let mut known = next_pass(known, listing(&[(&vnet, "t1")]));
+        assert_eq!(known.exists(&subnet), Some(true));
+        let failed = Convergence {
+            ready: [key_of(subnet.as_str())].into(),
+            held_by_others: true,
+            ..Default::default()
+        };
+        known.learn(&graph, &failed);
+        let known = next_pass(known, listing(&[(&vnet, "t1")]));
+        assert_eq!(known.exists(&subnet), None, "read again after a failure");
     }
 
     #[test]

@@ -60,10 +60,7 @@ async fn quiet_wait(set: &PrivateEndpointSet, ctx: &Context) -> Result<Option<Du
     if set.meta().deletion_timestamp.is_some() || super::has_finalizer(set) {
         return Ok(None);
     }
-    let (Some(ns), Some(stamp_ref)) = (set.namespace(), set.spec.target.stamp_ref.as_ref()) else {
-        return Ok(None);
-    };
-    let Some(stamp) = ctx.stamp(&ns, &stamp_ref.name).await? else {
+    let Some(stamp) = target_stamp(set, ctx).await? else {
         return Ok(None);
     };
     if super::stamp::built_for_sets(ctx, &stamp) {
@@ -216,13 +213,17 @@ fn stamp_owner(set: &PrivateEndpointSet, stamp: &Stamp) -> Option<OwnerReference
 
 /// The owner a set lacks: its stamp, if it exists (written with the finalizer, in one write).
 async fn owner(set: &PrivateEndpointSet, ctx: &Context) -> Result<Option<OwnerReference>> {
+    Ok(target_stamp(set, ctx)
+        .await?
+        .and_then(|stamp| stamp_owner(set, &stamp)))
+}
+
+/// The stamp a set names, if it names one and it exists.
+async fn target_stamp(set: &PrivateEndpointSet, ctx: &Context) -> Result<Option<Arc<Stamp>>> {
     let (Some(ns), Some(stamp_ref)) = (set.namespace(), set.spec.target.stamp_ref.as_ref()) else {
         return Ok(None);
     };
-    Ok(ctx
-        .stamp(&ns, &stamp_ref.name)
-        .await?
-        .and_then(|stamp| stamp_owner(set, &stamp)))
+    ctx.stamp(&ns, &stamp_ref.name).await
 }
 
 /// Makes the stamp the owner so the set is deleted with it (when the finalizer's write did not:

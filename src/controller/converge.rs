@@ -555,12 +555,7 @@ impl Listing {
     /// (or an ancestor of one: a child's write moves its tracked parent): then the difference
     /// is this operator's own doing.
     pub fn moved_only_by(&self, later: &Listing, touched: &BTreeSet<String>) -> bool {
-        let ours = |id: &str| {
-            touched.iter().any(|w| {
-                w.strip_prefix(id)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            })
-        };
+        let ours = |id: &str| touched.iter().any(|w| w == id || is_below(w, id));
         later
             .tracked
             .iter()
@@ -768,6 +763,7 @@ impl Known {
     /// converging objects it would be most of the operator's memory. What matched is read
     /// again at a converged object's next full pass anyway.)
     pub fn between_passes(self, converged: bool) -> Known {
+        let converging = |kept: BTreeSet<String>| if converged { BTreeSet::new() } else { kept };
         Known {
             listing: Listing::default(),
             matched: if converged {
@@ -780,16 +776,8 @@ impl Known {
             rechecked: self.rechecked,
             running: self.running,
             required_age: self.required_age,
-            created: if converged {
-                BTreeSet::new()
-            } else {
-                self.created
-            },
-            found_required: if converged {
-                BTreeSet::new()
-            } else {
-                self.found_required
-            },
+            created: converging(self.created),
+            found_required: converging(self.found_required),
         }
     }
 
@@ -818,10 +806,7 @@ impl Known {
                     .map(|op| op.resource_id.to_ascii_lowercase()),
             )
             .collect();
-        let parent_of_ours = |id: &str| {
-            ours.iter()
-                .any(|w| w.strip_prefix(id).is_some_and(|rest| rest.starts_with('/')))
-        };
+        let parent_of_ours = |id: &str| ours.iter().any(|w| is_below(w, id));
         for r in &graph.resources {
             let id = key(r);
             // A parent whose body is not kept takes the `changedTime` the next listing shows,
@@ -854,6 +839,12 @@ impl Known {
             }
         }
     }
+}
+
+/// Whether lower-case id `id` names a resource below `ancestor` (a child, grandchild …).
+fn is_below(id: &str, ancestor: &str) -> bool {
+    id.strip_prefix(ancestor)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// FNV-1a, 64 bit: stable across processes, so a restarted operator trusts a recorded check.
@@ -1059,11 +1050,7 @@ async fn still_as_wanted(arm: &ArmClient, graph: &DesiredGraph, ids: &BTreeSet<S
     }
     for required in &graph.requires {
         let id = key_of(required.as_str());
-        let implied = resources.iter().any(|r| {
-            key(r)
-                .strip_prefix(&id)
-                .is_some_and(|rest| rest.starts_with('/'))
-        });
+        let implied = resources.iter().any(|r| is_below(&key(r), &id));
         if !ids.contains(&id) || implied {
             continue;
         }

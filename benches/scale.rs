@@ -270,6 +270,23 @@ fn usage(pid: u32) -> (u64, f64) {
     (hwm, ticks / 100.0)
 }
 
+/// The whole machine's (busy, total) CPU seconds so far, from the first line of `/proc/stat`.
+fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().sum();
+    // idle and iowait are the fourth and fifth.
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    ((total - idle) / 100.0, total / 100.0)
+}
+
 #[derive(Default)]
 struct Counts {
     reads: u64,
@@ -470,6 +487,8 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
     let log = std::fs::File::create(dir.path().join("operator.log")).unwrap();
     let apiserver = cp.apiserver_pid();
     let (_, apiserver_cpu_before) = usage(apiserver);
+    let (_, bench_cpu_before) = usage(std::process::id());
+    let machine_before = machine_cpu();
     let apiserver_requests_before = apiserver_requests(&cp);
     let before = emulator.requests().len();
     let started = Instant::now();
@@ -519,6 +538,11 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
     // The API server shares the machine's CPUs with the operator and the emulator; its share
     // shows when it, not Azure, holds convergence back.
     let apiserver_cpu = usage(apiserver).1 - apiserver_cpu_before;
+    // The emulator runs in this process, next to the bench's own three watches.
+    let emulator_cpu = usage(std::process::id()).1 - bench_cpu_before;
+    let machine_after = machine_cpu();
+    let machine_busy =
+        (machine_after.0 - machine_before.0) / (machine_after.1 - machine_before.1).max(0.01);
     let mut apiserver_served = apiserver_requests(&cp);
     for (key, count) in &apiserver_requests_before {
         *apiserver_served.entry(key.clone()).or_default() -= count;
@@ -589,6 +613,10 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
             "cpuSecondsTotal": cpu_total,
         },
         "apiServerCpuSecondsToConverge": apiserver_cpu,
+        "emulatorCpuSecondsToConverge": emulator_cpu,
+        // The share of every CPU of the machine that was busy until all were Ready: near 1, the
+        // run waited for CPU rather than for Azure.
+        "machineCpuBusyToConverge": machine_busy,
         // Includes the bench's own watches and this count's two reads of /metrics.
         "apiServerRequestsToConverge": apiserver_served,
     })
@@ -596,12 +624,12 @@ async fn run_size(stamps: usize, args: &Args) -> Value {
 
 fn table(results: &[Value]) -> String {
     let mut out = String::new();
-    out.push_str("stamps | to Ready (s) | critical path (s) | ratio | ARM write bound (s) | ratio to max(both) | reads/writes/deletes/polls per stamp | 429s | steady writes | steady reads/stamp/resync | max stamps (ARM reads) | peak RSS MiB | CPU s | API server CPU s to Ready\n");
-    out.push_str("---|---|---|---|---|---|---|---|---|---|---|---|---|---\n");
+    out.push_str("stamps | to Ready (s) | critical path (s) | ratio | ARM write bound (s) | ratio to max(both) | reads/writes/deletes/polls per stamp | 429s | steady writes | steady reads/stamp/resync | max stamps (ARM reads) | peak RSS MiB | CPU s | API server CPU s to Ready | emulator CPU s to Ready | machine CPU busy to Ready\n");
+    out.push_str("---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---\n");
     for r in results {
         let c = &r["convergeRequestsPerStamp"];
         out.push_str(&format!(
-            "{} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1}/{:.1}/{:.1}/{:.1} | {} | {} | {:.2} | {} | {:.1} | {:.1} | {:.1}\n",
+            "{} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1}/{:.1}/{:.1}/{:.1} | {} | {} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0}%\n",
             r["stamps"],
             r["secondsToAllReady"].as_f64().unwrap_or_default(),
             r["criticalPathSeconds"].as_f64().unwrap_or_default(),
@@ -619,6 +647,8 @@ fn table(results: &[Value]) -> String {
             r["operator"]["peakRssMiB"].as_f64().unwrap_or_default(),
             r["operator"]["cpuSecondsTotal"].as_f64().unwrap_or_default(),
             r["apiServerCpuSecondsToConverge"].as_f64().unwrap_or_default(),
+            r["emulatorCpuSecondsToConverge"].as_f64().unwrap_or_default(),
+            r["machineCpuBusyToConverge"].as_f64().unwrap_or_default() * 100.0,
         ));
     }
     out

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 tokio::task_local! {
     static PRIORITY: u32;
+    static PATIENCE: Duration;
 }
 
 /// Runs `work` with its ARM requests at `priority`. When a bucket runs short, waiting requests
@@ -25,6 +26,20 @@ pub async fn with_priority<F: Future>(priority: u32, work: F) -> F::Output {
 /// The priority of the requests the current task makes.
 pub fn current_priority() -> u32 {
     PRIORITY.try_with(|p| *p).unwrap_or(u32::MAX)
+}
+
+/// Runs `work` with its ARM writes sent only when the budget lets them go within `patience`;
+/// a write that would wait longer fails at once with `AzureError::Deferred`, unsent. A pass
+/// waiting for a token behind the writes of more urgent chains holds its reconcile slot and
+/// keeps its own next wave back: better to end the pass and come again when the budget has
+/// room.
+pub async fn with_patience<F: Future>(patience: Duration, work: F) -> F::Output {
+    PATIENCE.scope(patience, work).await
+}
+
+/// How long the current task's writes may wait for the budget, if it set a limit.
+pub fn current_patience() -> Option<Duration> {
+    PATIENCE.try_with(|p| *p).ok()
 }
 
 /// Operation class, as ARM counts requests.
@@ -99,6 +114,19 @@ impl BudgetLimits {
             RequestClass::Delete => self.deletes,
         }
     }
+}
+
+/// How far ARM's count may run ahead of this mirror: ARM takes a token when a request arrives,
+/// the mirror when it leaves, and requests reserved in a burst arrive over a spread of
+/// latencies — so ARM's bucket starts refilling a little after the mirror's. A 429 stops the
+/// whole subscription for at least a second; the mirror keeps this much time's refill in
+/// hand instead (at most a quarter of what the bucket holds beyond one token, so a request
+/// can always be sent).
+const SKEW: Duration = Duration::from_millis(100);
+
+/// The tokens the mirror keeps in hand (see `SKEW`).
+fn margin(capacity: f64, refill: f64) -> f64 {
+    (refill * SKEW.as_secs_f64()).min((capacity - 1.0).max(0.0) / 4.0)
 }
 
 struct Bucket {
@@ -195,6 +223,7 @@ impl ThrottleBudget {
             sub.open_until = None;
         }
         let (capacity, refill) = self.limits.of(class);
+        let needed = 1.0 + margin(capacity, refill);
         let bucket = sub.bucket(class, &self.limits);
         bucket.tokens =
             (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * refill).min(capacity);
@@ -204,8 +233,8 @@ impl ThrottleBudget {
             .range((Bound::Excluded(priority), Bound::Unbounded))
             .next()
             .is_some();
-        if bucket.tokens < 1.0 {
-            Duration::from_secs_f64((1.0 - bucket.tokens) / refill)
+        if bucket.tokens < needed {
+            Duration::from_secs_f64((needed - bucket.tokens) / refill)
         } else if outranked {
             // A token is in, but a higher request takes it: look again once the next one is.
             Duration::from_secs_f64(1.0 / refill)
@@ -213,6 +242,39 @@ impl ThrottleBudget {
             bucket.tokens -= 1.0;
             Duration::ZERO
         }
+    }
+
+    /// How long a request of `class` at `priority` would wait now: for the breaker, then for
+    /// a token after the requests of higher priority already waiting took theirs.
+    pub fn expected_wait(
+        &self,
+        subscription: &str,
+        class: RequestClass,
+        priority: u32,
+    ) -> Duration {
+        let now = Instant::now();
+        let mut subs = self.subscriptions();
+        let sub = subs.entry(subscription.to_ascii_lowercase()).or_default();
+        let breaker = sub
+            .open_until
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+        let (capacity, refill) = self.limits.of(class);
+        let bucket = sub.bucket(class, &self.limits);
+        let tokens = (bucket.tokens
+            + now.saturating_duration_since(bucket.at).as_secs_f64() * refill)
+            .min(capacity);
+        let ahead: usize = bucket
+            .waiting
+            .range((Bound::Excluded(priority), Bound::Unbounded))
+            .map(|(_, count)| count)
+            .sum();
+        let short = ahead as f64 + 1.0 + margin(capacity, refill) - tokens;
+        let for_token = if short > 0.0 {
+            Duration::from_secs_f64(short / refill)
+        } else {
+            Duration::ZERO
+        };
+        breaker.max(for_token)
     }
 
     /// Aligns the bucket with what ARM says is left (ARM's count wins when it is lower: other
@@ -296,6 +358,52 @@ mod tests {
         budget.observe("s", RequestClass::Write, 0);
         assert!(budget.reserve("s", RequestClass::Write) > Duration::ZERO);
         assert_eq!(budget.reserve("s", RequestClass::Delete), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_expected_wait_counts_the_tokens_that_requests_ahead_take() {
+        // A margin of one token (100 ms of refill): a request needs two in the bucket.
+        let budget = ThrottleBudget::with_limits(BudgetLimits {
+            reads: (1.0, 1.0),
+            writes: (9.0, 10.0),
+            deletes: (1.0, 1.0),
+        });
+        let sub = "sub";
+        assert_eq!(
+            budget.expected_wait(sub, RequestClass::Write, 5),
+            Duration::ZERO
+        );
+        let mut sent = 0;
+        while budget.reserve_at(sub, RequestClass::Write, 5).is_zero() {
+            sent += 1;
+        }
+        assert_eq!(sent, 8, "all but the margin's token");
+        // Three requests of higher priority wait: theirs, then this one's, then the margin.
+        let _ahead: Vec<_> = (0..3)
+            .map(|_| budget.queue(sub, RequestClass::Write, 9))
+            .collect();
+        let behind = budget.expected_wait(sub, RequestClass::Write, 5);
+        assert!(behind > Duration::from_millis(350), "{behind:?}");
+        assert!(behind <= Duration::from_millis(400), "{behind:?}");
+        // Those ahead wait only for the refill.
+        assert!(budget.expected_wait(sub, RequestClass::Write, 10) <= Duration::from_millis(100));
+        budget.trip(sub, Duration::from_secs(30));
+        assert!(budget.expected_wait(sub, RequestClass::Write, 10) > Duration::from_secs(29));
+    }
+
+    #[test]
+    fn the_margin_never_keeps_a_small_bucket_from_sending() {
+        for capacity in [1.0, 2.0, 3.0] {
+            let budget = ThrottleBudget::with_limits(BudgetLimits {
+                writes: (capacity, 1000.0),
+                ..BudgetLimits::default()
+            });
+            assert_eq!(
+                budget.reserve_at("s", RequestClass::Write, 1),
+                Duration::ZERO,
+                "capacity {capacity}"
+            );
+        }
     }
 
     #[test]

@@ -231,15 +231,40 @@ impl ArmClient {
         format!("{}{id}?api-version={api_version}", self.config.endpoint)
     }
 
-    async fn wait_for_budget(&self, subscription: &str, class: RequestClass) {
+    /// Waits for a token of `class`. A write of a task with a patience (see `with_patience`)
+    /// that the budget would hold longer — as foreseen, or as it turns out while requests of
+    /// higher priority keep taking the tokens first — is given up unsent.
+    async fn wait_for_budget(
+        &self,
+        subscription: &str,
+        class: RequestClass,
+    ) -> Result<(), AzureError> {
         let priority = super::budget::current_priority();
+        let patience = match class {
+            RequestClass::Write => super::budget::current_patience(),
+            _ => None,
+        };
+        if let Some(p) = patience {
+            let foreseen = self.budget.expected_wait(subscription, class, priority);
+            if foreseen > p {
+                return Err(AzureError::Deferred(foreseen));
+            }
+        }
+        let started = tokio::time::Instant::now();
         let mut waiting = None;
         loop {
             let wait = self.budget.reserve_at(subscription, class, priority);
             if wait.is_zero() {
-                return;
+                return Ok(());
             }
             waiting.get_or_insert_with(|| self.budget.queue(subscription, class, priority));
+            if patience.is_some_and(|p| started.elapsed() + wait > p) {
+                return Err(AzureError::Deferred(self.budget.expected_wait(
+                    subscription,
+                    class,
+                    priority,
+                )));
+            }
             tokio::time::sleep(wait).await;
         }
     }
@@ -264,7 +289,7 @@ impl ArmClient {
         let mut reauthenticated = false;
         loop {
             attempt += 1;
-            self.wait_for_budget(&subscription, class).await;
+            self.wait_for_budget(&subscription, class).await?;
             let token = self.tokens.token().await?;
             let _permit = self
                 .permits

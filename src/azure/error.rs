@@ -128,6 +128,10 @@ pub enum AzureError {
     /// The engine was given something it cannot send.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A write not sent: the budget would have held it longer than the caller's patience (see
+    /// `with_patience`).
+    #[error("waits for ARM's write budget")]
+    Deferred(std::time::Duration),
 }
 
 impl From<ArmError> for AzureError {
@@ -144,6 +148,7 @@ impl AzureError {
             AzureError::Credential(_) => ErrorClass::Transient,
             AzureError::OperationFailed { code, .. } => classify(400, code),
             AzureError::Invalid(_) => ErrorClass::Terminal,
+            AzureError::Deferred(_) => ErrorClass::Throttled,
         }
     }
 
@@ -151,6 +156,7 @@ impl AzureError {
     pub fn retry_in(&self) -> Duration {
         match self {
             AzureError::Arm(e) => e.retry_in(),
+            AzureError::Deferred(wait) => *wait,
             other => other.class().default_retry(),
         }
     }

@@ -142,7 +142,8 @@ pub struct RunArgs {
     /// phase, Ready, Reconciling, Stalled — is written at once.
     #[arg(long, default_value_t = 10.0)]
     pub progress_interval_seconds: f64,
-    /// Reconciles of one kind running at once.
+    /// Reconciles running at once, of all kinds together; when more wait, the object with the
+    /// longest chain of Azure work ahead of it goes first.
     #[arg(long, default_value_t = 16)]
     pub max_concurrent_reconciles: u16,
     /// Seconds a deleted stamp's Front Door origin stays disabled (draining) before removal.

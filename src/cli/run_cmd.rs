@@ -70,13 +70,14 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             metrics,
         )
         .map_err(|e| CliError::Output(e.to_string()))?;
+        let concurrency = args.max_concurrent_reconciles.max(1);
         let settings = Settings {
             resync: Duration::from_secs(args.resync_seconds),
             poll: Duration::from_secs_f64(args.poll_seconds.max(0.01)),
             inline_wait: Duration::from_secs_f64(args.inline_wait_seconds.max(0.0)),
             full_check: Duration::from_secs(args.full_check_seconds),
             drain: Duration::from_secs(args.drain_seconds),
-            concurrency: args.max_concurrent_reconciles.max(1),
+            concurrency,
             progress_interval: Duration::from_secs_f64(args.progress_interval_seconds.max(0.0)),
         };
         let listener = tokio::net::TcpListener::bind(args.metrics_addr)
@@ -100,6 +101,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             built: Default::default(),
             caches: Default::default(),
             wakeups: Default::default(),
+            slots: crate::controller::slots::PassSlots::new(usize::from(concurrency)),
         });
         if args.leader_election_lease.is_empty() {
             tokio::select! {

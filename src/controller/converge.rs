@@ -11,8 +11,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
 use crate::azure::{
-    with_priority, ApplyOutcome, ArmClient, AzureError, DeleteOutcome, ListingAge, LroKind,
-    LroState, LroStatus, PutOutcome,
+    with_patience, with_priority, ApplyOutcome, ArmClient, AzureError, DeleteOutcome, ListingAge,
+    LroKind, LroState, LroStatus, PutOutcome,
 };
 use crate::plan::{Component, DesiredGraph, DesiredResource, Ownership, ResourceKind};
 
@@ -72,6 +72,13 @@ pub struct Convergence {
     /// Ids (lower case) of resources this pass wrote, or started writing, where the listing
     /// showed nothing: their proxy children cannot exist unless this operator writes them.
     pub created: BTreeSet<String>,
+    /// The typical seconds of the longest chain of resources neither ready nor being written
+    /// (see `DesiredGraph::tails`): how much the object's next pass can hold its completion
+    /// back, and so how urgent it is (see `slots`).
+    pub unstarted_tail: u32,
+    /// Writes not sent because the budget would have held the pass (see `with_patience`): the
+    /// longest wait it foresaw, when the next pass should come.
+    pub deferred: Option<Duration>,
 }
 
 impl Convergence {
@@ -155,6 +162,13 @@ impl Convergence {
             Step::Blocked(why) => {
                 self.held_by_others = true;
                 self.problem(r.component, why);
+            }
+            Step::Failed(AzureError::Deferred(wait)) => {
+                self.deferred = Some(self.deferred.map_or(wait, |w| w.max(wait)));
+                self.problem(
+                    r.component,
+                    format!("{} {}", r.id.name(), AzureError::Deferred(wait)),
+                );
             }
             Step::Failed(e) => {
                 self.held_by_others = true;
@@ -446,7 +460,10 @@ pub async fn converge(
                 }
                 let s = with_priority(
                     priority(r),
-                    step(arm, r, mode, inline_wait, matched, absent),
+                    with_patience(
+                        inline_wait,
+                        step(arm, r, mode, inline_wait, matched, absent),
+                    ),
                 );
                 active.push(Box::pin(async move { (r, Some(lock), s.await) }));
             } else {
@@ -471,6 +488,7 @@ pub async fn converge(
         .into_iter()
         .filter(|id| out.written.contains(id) || started_now.contains(id))
         .collect();
+    out.unstarted_tail = unstarted_tail(graph, &tails, &out);
     for r in waiting {
         let missing: Vec<&str> = r
             .depends_on
@@ -484,6 +502,23 @@ pub async fn converge(
         );
     }
     out
+}
+
+/// The longest of `tails` among the resources of `graph` the pass `out` neither found ready
+/// nor left being written.
+fn unstarted_tail(graph: &DesiredGraph, tails: &BTreeMap<String, u32>, out: &Convergence) -> u32 {
+    let being_written: BTreeSet<String> = out
+        .in_flight
+        .iter()
+        .map(|op| op.resource_id.to_ascii_lowercase())
+        .collect();
+    graph
+        .resources
+        .iter()
+        .filter(|r| !out.ready.contains(&key(r)) && !being_written.contains(&key(r)))
+        .map(|r| tails.get(&key(r)).copied().unwrap_or(0))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Deletes the managed resources of `graph` in reverse dependency order (404 counts as gone),
@@ -1107,6 +1142,63 @@ mod tests {
             listing,
             ListingAge::default(),
         )
+    }
+
+    #[test]
+    fn the_urgency_a_pass_leaves_is_the_longest_chain_it_has_not_started() {
+        let policy = ArmId::resource("s", "g", "Microsoft.Network/firewallPolicies", "p");
+        let rules = policy.child("ruleCollectionGroups", "r");
+        let firewall = ArmId::resource("s", "g", "Microsoft.Network/azureFirewalls", "f");
+        let zone = ArmId::resource("s", "g", "Microsoft.Network/privateDnsZones", "z");
+        let graph = DesiredGraph::new(
+            vec![
+                resource(&policy, ResourceKind::FirewallPolicy),
+                resource(&rules, ResourceKind::RuleCollectionGroup).after([&policy]),
+                resource(&firewall, ResourceKind::AzureFirewall).after([&rules]),
+                resource(&zone, ResourceKind::PrivateDnsZone),
+            ],
+            vec![],
+        )
+        .unwrap();
+        let tails = graph.tails();
+        let mut pass = Convergence::default();
+        // Nothing started: the policy's chain, 12 + 25 + 360 seconds.
+        assert_eq!(unstarted_tail(&graph, &tails, &pass), 397);
+        // The rules being written: the firewall is what is left to start.
+        pass.ready.insert(key_of(policy.as_str()));
+        pass.in_flight.push(LroState {
+            resource_id: rules.as_str().into(),
+            kind: LroKind::Put,
+            poll_url: "https://arm/op/1".into(),
+            style: crate::azure::PollStyle::AsyncOperation,
+            started_at: 0,
+        });
+        assert_eq!(unstarted_tail(&graph, &tails, &pass), 360);
+        // Only the zone left to start; then nothing.
+        pass.ready.insert(key_of(firewall.as_str()));
+        assert_eq!(unstarted_tail(&graph, &tails, &pass), 30);
+        pass.ready.insert(key_of(zone.as_str()));
+        assert_eq!(unstarted_tail(&graph, &tails, &pass), 0);
+    }
+
+    #[test]
+    fn a_write_left_for_the_budget_is_progress_not_a_problem_of_others() {
+        let nsg = ArmId::resource("s", "g", "Microsoft.Network/networkSecurityGroups", "n");
+        let mut pass = Convergence::default();
+        pass.record(
+            &resource(&nsg, ResourceKind::NetworkSecurityGroup),
+            Step::Failed(AzureError::Deferred(Duration::from_millis(200))),
+        );
+        pass.record(
+            &resource(&nsg, ResourceKind::NetworkSecurityGroup),
+            Step::Failed(AzureError::Deferred(Duration::from_millis(500))),
+        );
+        assert_eq!(pass.deferred, Some(Duration::from_millis(500)));
+        assert!(!pass.held_by_others);
+        assert!(pass.terminal.is_empty());
+        let problem = &pass.problems[&Component::Ingress];
+        assert!(is_progress(problem), "{problem}");
+        assert!(!pass.ready.contains(&key_of(nsg.as_str())));
     }
 
     #[test]

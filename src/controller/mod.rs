@@ -11,6 +11,7 @@ pub mod global_plane;
 pub mod leader;
 pub mod metrics;
 pub mod serve;
+pub mod slots;
 pub mod stamp;
 pub mod wakeups;
 
@@ -49,8 +50,9 @@ pub struct Settings {
     pub full_check: Duration,
     /// How long a deleted stamp's Front Door origin stays disabled before it is removed.
     pub drain: Duration,
-    /// Reconciles running at once per kind. ARM calls are bounded by the client anyway; more
-    /// reconciles in flight would only wait for it while holding their plans and bodies.
+    /// Reconciles running at once, of all kinds together (see `slots`). ARM calls are bounded
+    /// by the client anyway; more reconciles in flight would only wait for it, or for the CPU,
+    /// while holding their plans and bodies.
     pub concurrency: u16,
     /// How often at most an object's status is written when only progress detail moved (see
     /// `without_progress`).
@@ -108,6 +110,8 @@ pub struct Context {
     /// Stamps whose PrivateEndpointSets were woken since the stamp's subnets and DNS zones were
     /// last seen ready (see `stamp::wake_sets_once_built`).
     pub built: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The reconcile slots, most urgent object first.
+    pub slots: slots::PassSlots,
 }
 
 /// The watch caches of the kinds the reconcilers look across.
@@ -118,6 +122,55 @@ pub struct Caches {
     pub sets: kube::runtime::reflector::Store<PrivateEndpointSet>,
     /// Every GlobalPlane.
     pub globals: kube::runtime::reflector::Store<GlobalPlane>,
+}
+
+/// The kinds with a watch cache in `Caches`.
+pub trait Cached: Reconciled + 'static {
+    /// This kind's cache.
+    fn cache(caches: &Caches) -> &kube::runtime::reflector::Store<Self>;
+}
+
+impl Cached for Stamp {
+    fn cache(caches: &Caches) -> &kube::runtime::reflector::Store<Self> {
+        &caches.stamps
+    }
+}
+
+impl Cached for PrivateEndpointSet {
+    fn cache(caches: &Caches) -> &kube::runtime::reflector::Store<Self> {
+        &caches.sets
+    }
+}
+
+impl Cached for GlobalPlane {
+    fn cache(caches: &Caches) -> &kube::runtime::reflector::Store<Self> {
+        &caches.globals
+    }
+}
+
+/// Runs `reconcile` for `obj` once a slot is free (see `slots`), on the object as the cache
+/// has it then: a pass that waited must not act on what was true when it was queued.
+async fn in_slot<K, Reconcile, Fut>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    reconcile: Reconcile,
+) -> Result<Action>
+where
+    K: Cached,
+    Reconcile: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action>>,
+{
+    let key = backoff_key(obj.as_ref());
+    let slot = ctx.slots.acquire(&key, obj.meta().generation).await;
+    let current = match ctx.caches.get() {
+        Some(caches) => K::cache(caches).get(&ObjectRef::from_obj(obj.as_ref())),
+        None => Some(obj),
+    };
+    match current {
+        Some(obj) => slots::holding(slot, reconcile(obj, ctx.clone())).await,
+        // Gone while it waited: its deletion was seen through.
+        None => Ok(Action::await_change()),
+    }
 }
 
 /// Waits until `store` holds its first full listing.
@@ -190,8 +243,9 @@ pub async fn run(ctx: Arc<Context>) {
     // A short debounce folds the bursts of events one change causes (a stamp's status, then
     // its sets' triggers) into one reconcile, without delaying the next wave of a stamp much.
     let config = || {
+        // No limit here: the shared slots (`in_slot`) limit the passes running at once.
         kube::runtime::controller::Config::default()
-            .concurrency(ctx.settings.concurrency)
+            .concurrency(0)
             .debounce(Duration::from_millis(20))
     };
     let (mut set_follows, stamps_woken) = follow::follower(what_a_stamp_reads, |set| {
@@ -239,19 +293,31 @@ pub async fn run(ctx: Arc<Context>) {
         .with_config(config())
         .reconcile_on(stamps_woken)
         .reconcile_on(ctx.wakeups.stream::<Stamp>())
-        .run(stamp::reconcile, error_policy, ctx.clone())
+        .run(
+            |o, c| in_slot(o, c, stamp::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| async {});
     let sets = Controller::for_stream(set_stream, set_store)
         .with_config(config())
         .reconcile_on(sets_woken)
         .reconcile_on(ctx.wakeups.stream::<PrivateEndpointSet>())
-        .run(endpoint_set::reconcile, error_policy, ctx.clone())
+        .run(
+            |o, c| in_slot(o, c, endpoint_set::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| async {});
     let globals = Controller::for_stream(global_stream, global_store)
         .with_config(config())
         .reconcile_on(globals_woken)
         .reconcile_on(ctx.wakeups.stream::<GlobalPlane>())
-        .run(global_plane::reconcile, error_policy, ctx.clone())
+        .run(
+            |o, c| in_slot(o, c, global_plane::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| async {});
     futures::join!(stamps, sets, globals);
 }
@@ -683,6 +749,8 @@ impl Context {
         known.left_running(&pass);
         self.known()
             .insert(key.to_string(), known.between_passes(converged));
+        self.slots
+            .left(key, obj.meta().generation, pass.unstarted_tail);
         self.wakeups
             .after(&self.arm, obj, &pass.in_flight, &pass.started);
         pass
@@ -699,6 +767,7 @@ impl Context {
     /// Forgets what the passes of `key` learned (it was deleted).
     pub fn forget(&self, key: &str) {
         self.known().remove(key);
+        self.slots.forget(key);
         self.written_status().remove(key);
         self.built_lock().remove(key);
     }
@@ -747,6 +816,8 @@ impl Context {
     where
         K: Reconciled,
     {
+        // Azure's part of the pass is done.
+        slots::release();
         let key = backoff_key(obj);
         let wanted = StatusDigest::of(&serde_json::to_value(status).unwrap_or_default());
         let cached = status_of(obj).map(|s| StatusDigest::of(&s));
@@ -1001,6 +1072,9 @@ pub enum Progress {
     /// Progress detail waits to be written: look again by then (sooner when something else
     /// wakes the object).
     StatusDue(Duration),
+    /// Writes wait for ARM's budget to have room: look again about then, and no later than the
+    /// poll period.
+    BudgetDue(Duration),
 }
 
 impl Progress {
@@ -1010,6 +1084,7 @@ impl Progress {
         match (self, written) {
             (_, StatusWrite::Current) => self,
             (Progress::Pending, StatusWrite::Deferred(due)) if settings.poll <= due => self,
+            (Progress::BudgetDue(room), StatusWrite::Deferred(due)) if room <= due => self,
             (_, StatusWrite::Deferred(due)) => Progress::StatusDue(due),
         }
     }
@@ -1023,6 +1098,8 @@ impl Progress {
     ) -> Progress {
         if converged {
             Progress::Converged
+        } else if let Some(room) = pass.deferred {
+            Progress::BudgetDue(room)
         } else if pass.waits_only_on_wakeups(requirements_followed) {
             Progress::AwaitingOperations
         } else {
@@ -1042,6 +1119,7 @@ pub fn next_look(settings: &Settings, progress: Progress, slot: &str) -> Action 
     match progress {
         Progress::Pending => Action::requeue(settings.poll),
         Progress::StatusDue(due) => Action::requeue(due),
+        Progress::BudgetDue(room) => Action::requeue(room.min(settings.poll)),
         Progress::AwaitingOperations => Action::requeue(settings.resync),
         Progress::Converged => {
             let now = std::time::SystemTime::now()
@@ -1307,6 +1385,43 @@ mod tests {
         assert_eq!(
             Progress::Converged.after(StatusWrite::Current, &settings),
             Progress::Converged
+        );
+    }
+
+    #[test]
+    fn writes_left_for_the_budget_bring_the_next_pass_when_it_has_room() {
+        let settings = Settings {
+            poll: Duration::from_secs(10),
+            ..Settings::default()
+        };
+        // Its operations would wake it, but the writes it held back need a pass of their own.
+        let pass = converge::Convergence {
+            deferred: Some(Duration::from_millis(300)),
+            awaits_required: true,
+            ..Default::default()
+        };
+        let progress = Progress::of(false, &pass, true);
+        assert_eq!(progress, Progress::BudgetDue(Duration::from_millis(300)));
+        assert_eq!(
+            next_look(&settings, progress, "slot"),
+            Action::requeue(Duration::from_millis(300))
+        );
+        // Never later than the poll period; a status write due sooner brings it forward.
+        assert_eq!(
+            next_look(
+                &settings,
+                Progress::BudgetDue(Duration::from_secs(60)),
+                "slot"
+            ),
+            Action::requeue(settings.poll)
+        );
+        assert_eq!(
+            progress.after(StatusWrite::Deferred(Duration::from_millis(100)), &settings),
+            Progress::StatusDue(Duration::from_millis(100))
+        );
+        assert_eq!(
+            progress.after(StatusWrite::Deferred(Duration::from_secs(4)), &settings),
+            progress
         );
     }
 }

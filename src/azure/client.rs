@@ -718,7 +718,9 @@ impl ArmClient {
             if let Some(at) = not_before {
                 tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
             }
-            match self.poll(state).await {
+            // Boxed: a waiter sleeps far longer than it polls, and thousands wait at once (one
+            // per operation in flight); unboxed each would carry a whole request's state.
+            match Box::pin(self.poll(state)).await {
                 Ok(LroStatus::Running(_)) => {}
                 Ok(LroStatus::Succeeded) => break Ok(()),
                 Ok(LroStatus::Failed { code, message }) => {

@@ -167,7 +167,9 @@ where
         None => Some(obj),
     };
     match current {
-        Some(obj) => slots::holding(slot, reconcile(obj, ctx.clone())).await,
+        // Boxed: every object's reconcile waits here at once (a thousand stamps' worth), and
+        // unboxed each would carry the full size of a pass while it waits.
+        Some(obj) => slots::holding(slot, Box::pin(reconcile(obj, ctx.clone()))).await,
         // Gone while it waited: its deletion was seen through.
         None => Ok(Action::await_change()),
     }
@@ -243,9 +245,11 @@ pub async fn run(ctx: Arc<Context>) {
     // A short debounce folds the bursts of events one change causes (a stamp's status, then
     // its sets' triggers) into one reconcile, without delaying the next wave of a stamp much.
     let config = || {
-        // No limit here: the shared slots (`in_slot`) limit the passes running at once.
+        // The shared slots (`in_slot`) limit the passes running at once and pick the most
+        // urgent; kube-runtime only bounds how many wait for them (unbounded, every object of a
+        // thousand-stamp apply waited at once, and the operator's memory grew by half).
         kube::runtime::controller::Config::default()
-            .concurrency(0)
+            .concurrency(ctx.settings.concurrency.saturating_mul(16))
             .debounce(Duration::from_millis(20))
     };
     let (mut set_follows, stamps_woken) = follow::follower(what_a_stamp_reads, |set| {
@@ -817,7 +821,7 @@ impl Context {
         K: Reconciled,
     {
         // Azure's part of the pass is done.
-        slots::release();
+        let _finishing = self.slots.finishing().await;
         let key = backoff_key(obj);
         let wanted = StatusDigest::of(&serde_json::to_value(status).unwrap_or_default());
         let cached = status_of(obj).map(|s| StatusDigest::of(&s));

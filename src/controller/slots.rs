@@ -31,13 +31,17 @@ pub async fn holding<F: std::future::Future>(slot: Slot, pass: F) -> F::Output {
 /// Gives back the slot the current pass holds, if any: what is left of the pass (writing its
 /// status to the API server) neither reads Azure nor needs much CPU, and the next object's
 /// pass should not wait for it.
-pub fn release() {
+fn release() {
     let _ = HELD.try_with(|held| held.borrow_mut().take());
 }
 
 /// A fixed number of slots, granted to the most urgent waiter first.
 pub struct PassSlots {
     state: Arc<Mutex<State>>,
+    /// Passes past their Azure part (see `finishing`), as many as there are slots: each still
+    /// holds its plan and what it read until its status is written, and under a slow API
+    /// server unbounded they held hundreds of megabytes at a thousand stamps.
+    finishing: tokio::sync::Semaphore,
     /// Per object key: the generation its last pass saw and the urgency it left.
     urgency: Mutex<HashMap<String, (Option<i64>, u32)>>,
 }
@@ -133,7 +137,16 @@ impl PassSlots {
                 arrivals: 0,
             })),
             urgency: Mutex::new(HashMap::new()),
+            finishing: tokio::sync::Semaphore::new(slots.max(1)),
         }
+    }
+
+    /// Moves the current pass from its slot to the finishing stage (writing status), once
+    /// there is room there; until then it keeps its slot.
+    pub async fn finishing(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let permit = self.finishing.acquire().await.ok();
+        release();
+        permit
     }
 
     /// Waits for a slot for the object `key` at `generation`.
@@ -254,7 +267,7 @@ mod tests {
         holding(slot, async {
             settle().await;
             assert_eq!(slots.waiting(), 1);
-            release();
+            let _finishing = slots.finishing().await;
             tokio::time::timeout(Duration::from_secs(5), next)
                 .await
                 .expect("the next pass started while this one went on")

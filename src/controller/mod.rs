@@ -167,7 +167,7 @@ where
         None => Some(obj),
     };
     match current {
-        // Boxed: every object's reconcile waits here at once (a thousand stamps' worth), and
+        // Boxed: hundreds of reconciles wait here at once (sixteen per slot of each kind), and
         // unboxed each would carry the full size of a pass while it waits.
         Some(obj) => slots::holding(slot, Box::pin(reconcile(obj, ctx.clone()))).await,
         // Gone while it waited: its deletion was seen through.

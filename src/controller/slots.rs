@@ -203,7 +203,8 @@ impl PassSlots {
     }
 
     /// Passes waiting for a slot.
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         lock(&self.state).queue.len()
     }
 }
@@ -215,6 +216,14 @@ mod tests {
 
     async fn settle() {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    /// A task that waits for a slot for `key` and gives it back at once.
+    fn waiter(slots: &Arc<PassSlots>, key: &'static str) -> tokio::task::JoinHandle<()> {
+        let slots = slots.clone();
+        tokio::spawn(async move {
+            let _slot = slots.acquire(key, None).await;
+        })
     }
 
     #[tokio::test]
@@ -258,12 +267,7 @@ mod tests {
     async fn a_pass_that_releases_its_slot_lets_the_next_one_start() {
         let slots = Arc::new(PassSlots::new(1));
         let slot = slots.acquire("a", None).await;
-        let next = {
-            let slots = slots.clone();
-            tokio::spawn(async move {
-                let _slot = slots.acquire("b", None).await;
-            })
-        };
+        let next = waiter(&slots, "b");
         holding(slot, async {
             settle().await;
             assert_eq!(slots.waiting(), 1);
@@ -280,12 +284,7 @@ mod tests {
     async fn a_waiter_that_stops_waiting_gives_its_slot_back() {
         let slots = Arc::new(PassSlots::new(1));
         let held = slots.acquire("a", None).await;
-        let waiting = {
-            let slots = slots.clone();
-            tokio::spawn(async move {
-                let _slot = slots.acquire("b", None).await;
-            })
-        };
+        let waiting = waiter(&slots, "b");
         settle().await;
         waiting.abort();
         let _ = waiting.await;

@@ -446,7 +446,7 @@ fn start_operation(
         OperationKind::Delete => world.config.latency.delete(&p.resource_type),
     };
     let id = uuid::Uuid::new_v4().to_string();
-    world.operations.insert(
+    world.begin(
         id.clone(),
         Operation {
             resource_key: p.key(),
@@ -688,7 +688,7 @@ fn poll(world: &mut World, id: &str, result: bool) -> Reply {
     };
     let now = Instant::now();
     if !op.finished {
-        let remaining = (op.started + op.duration).saturating_duration_since(now);
+        let remaining = op.due_at().saturating_duration_since(now);
         if result {
             // The Location URL answers 202 until the operation is over (as private DNS does).
             return Reply::empty(202)
@@ -721,13 +721,11 @@ fn list_group(world: &World, subscription: &str, resource_group: &str) -> Reply 
         format!("/subscriptions/{subscription}/resourcegroups/{resource_group}/providers/")
             .to_ascii_lowercase();
     let value: Vec<Value> = world
-        .resources
-        .iter()
+        .under(&prefix)
         // Top-level resources and tracked children (those with a location, such as private DNS
         // zone links and Front Door endpoints) are listed; proxy children are not.
         .filter(|(k, r)| {
-            k.starts_with(&prefix)
-                && (k[prefix.len()..].split('/').count() == 3 || r.body.get("location").is_some())
+            k[prefix.len()..].split('/').count() == 3 || r.body.get("location").is_some()
         })
         .map(|(_, r)| {
             json!({
@@ -747,17 +745,12 @@ fn list_collection(
     resource_group: &str,
     resource_type: &str,
 ) -> Reply {
+    let prefix = format!("/subscriptions/{subscription}/resourcegroups/{resource_group}/")
+        .to_ascii_lowercase();
     let value: Vec<Value> = world
-        .resources
-        .values()
-        .filter(|r| r.resource_type.eq_ignore_ascii_case(resource_type))
-        .filter(|r| {
-            r.id.to_ascii_lowercase().starts_with(
-                &format!("/subscriptions/{subscription}/resourcegroups/{resource_group}/")
-                    .to_ascii_lowercase(),
-            )
-        })
-        .map(|r| network::render(world, r))
+        .under(&prefix)
+        .filter(|(_, r)| r.resource_type.eq_ignore_ascii_case(resource_type))
+        .map(|(_, r)| network::render(world, r))
         .collect();
     Reply::json(200, json!({ "value": value }))
 }

@@ -16,6 +16,7 @@ use super::state::{contains, is_canonical, parse_prefix, provisioning_state, Res
 
 /// Key under which the emulator keeps private bookkeeping in a stored body; never rendered.
 const PRIVATE: &str = "_emulator";
+const SUBNETS: &str = "Microsoft.Network/virtualNetworks/subnets";
 
 fn bad(code: &str, message: impl Into<String>) -> ArmError {
     ArmError::bad_request(code, message)
@@ -156,11 +157,9 @@ fn check_subnets(
             s.name.to_ascii_lowercase()
         );
         if s.pls_policies.eq_ignore_ascii_case("Enabled")
-            && world.resources.values().any(|r| {
-                r.resource_type
-                    .eq_ignore_ascii_case("Microsoft.Network/privateLinkServices")
-                    && references_subnet(&r.body, &subnet_key)
-            })
+            && world
+                .of_type("Microsoft.Network/privateLinkServices")
+                .any(|r| references_subnet(&r.body, &subnet_key))
         {
             return Err(bad(
                 "PrivateLinkServiceNetworkPoliciesCannotBeEnabledOnPrivateLinkServiceSubnet",
@@ -276,10 +275,8 @@ pub fn before_put(
                     return Err(bad("SecurityRuleInvalidPriority", format!("Security rule {} has invalid priority {priority}. Value provided: {priority}. Allowed range 100-4096.", r["name"])));
                 }
             }
-            let attached_to_bastion = world.resources.values().any(|r| {
-                r.resource_type
-                    .eq_ignore_ascii_case("Microsoft.Network/virtualNetworks/subnets")
-                    && last_segment(&r.id) == "AzureBastionSubnet"
+            let attached_to_bastion = world.of_type(SUBNETS).any(|r| {
+                last_segment(&r.id) == "AzureBastionSubnet"
                     && str_at(&r.body, "/properties/networkSecurityGroup/id")
                         .is_some_and(|id| id.eq_ignore_ascii_case(&path.id))
             });
@@ -853,7 +850,7 @@ fn remove_records(world: &mut World, zone_group_key: &str) {
         .filter_map(|r| r.as_str().map(String::from))
         .collect();
     for r in records {
-        world.resources.remove(&r);
+        world.remove(&r);
     }
 }
 
@@ -957,11 +954,9 @@ pub fn check_delete(world: &World, path: &ResourcePath) -> Result<(), ArmError> 
             .next()
     };
     let referenced_by_subnet = |field: &str| {
-        world.resources.values().find(|r| {
-            r.resource_type
-                .eq_ignore_ascii_case("Microsoft.Network/virtualNetworks/subnets")
-                && str_at(&r.body, field).is_some_and(|id| id.eq_ignore_ascii_case(&path.id))
-        })
+        world
+            .of_type(SUBNETS)
+            .find(|r| str_at(&r.body, field).is_some_and(|id| id.eq_ignore_ascii_case(&path.id)))
     };
     match t.as_str() {
         "microsoft.network/virtualnetworks/subnets" | "microsoft.network/virtualnetworks" => {
@@ -986,13 +981,11 @@ pub fn check_delete(world: &World, path: &ResourcePath) -> Result<(), ArmError> 
             }
         }
         "microsoft.network/publicipaddresses" => {
-            if let Some(fw) = world.resources.values().find(|r| {
+            if let Some(fw) = world.of_type("Microsoft.Network/azureFirewalls").find(|r| {
                 r.body
                     .to_string()
                     .to_ascii_lowercase()
                     .contains(&format!("\"{key}\""))
-                    && r.resource_type
-                        .eq_ignore_ascii_case("Microsoft.Network/azureFirewalls")
             }) {
                 return Err(bad("PublicIPAddressInUse", format!("Public IP address {} can not be deleted since it is still allocated to resource {}.", path.id, fw.id)));
             }
@@ -1004,14 +997,7 @@ pub fn check_delete(world: &World, path: &ResourcePath) -> Result<(), ArmError> 
 
 /// Effects of a deletion that has completed, before the resource tree is removed.
 pub fn before_delete(world: &mut World, key: &str) {
-    let prefix = format!("{key}/");
-    let doomed: Vec<String> = world
-        .resources
-        .keys()
-        .filter(|k| *k == key || k.starts_with(&prefix))
-        .cloned()
-        .collect();
-    for k in doomed {
+    for k in world.tree_keys(key) {
         let Some(resource) = world.resources.get(&k).cloned() else {
             continue;
         };
@@ -1024,13 +1010,13 @@ pub fn before_delete(world: &mut World, key: &str) {
                     .unwrap_or_default()
                 {
                     if let Some(c) = c.as_str().filter(|c| !c.is_empty()) {
-                        world.resources.remove(c);
+                        world.remove(c);
                     }
                 }
             }
             "microsoft.cdn/profiles/origingroups/origins" => {
                 if let Some(c) = resource.body[PRIVATE]["connection"].as_str() {
-                    world.resources.remove(c);
+                    world.remove(c);
                 }
             }
             _ => {}

@@ -1,7 +1,8 @@
 //! The emulator's world: resources, long-running operations, IP allocations, counters.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -66,9 +67,9 @@ pub struct Operation {
 }
 
 impl Operation {
-    /// Whether it is over at `now`.
-    pub fn due(&self, now: Instant) -> bool {
-        now >= self.started + self.duration
+    /// When it is over.
+    pub fn due_at(&self) -> Instant {
+        self.started + self.duration
     }
 }
 
@@ -136,10 +137,18 @@ impl Default for EmulatorConfig {
 pub struct World {
     /// Settings.
     pub config: EmulatorConfig,
-    /// Resources by lower-case id.
+    /// Resources by lower-case id. Entries come and go only through `upsert` and `remove`,
+    /// which keep `by_type` in step; values may be changed in place.
     pub resources: BTreeMap<String, Resource>,
-    /// Operations by id.
+    /// Keys of the resources of each (lower-case) type, so the checks that look for every
+    /// resource of a kind (the private link services using a subnet) do not read them all.
+    by_type: HashMap<String, BTreeSet<String>>,
+    /// Operations by id, finished ones included (clients may poll them after the end).
     pub operations: HashMap<String, Operation>,
+    /// Unfinished operations by when they are due: completing them never reads finished ones.
+    pending: BTreeSet<(Instant, String)>,
+    /// How many unfinished operations hold each lock key.
+    held_locks: HashMap<String, usize>,
     /// Throttling buckets.
     pub throttle: Throttle,
     /// Fault rules.
@@ -166,7 +175,10 @@ impl World {
         World {
             config,
             resources: BTreeMap::new(),
+            by_type: HashMap::new(),
             operations: HashMap::new(),
+            pending: BTreeSet::new(),
+            held_locks: HashMap::new(),
             throttle,
             faults: Faults::default(),
             stats: Stats::default(),
@@ -197,6 +209,10 @@ impl World {
             }
             None => {
                 self.next_seq += 1;
+                self.by_type
+                    .entry(resource_type.to_ascii_lowercase())
+                    .or_default()
+                    .insert(key.clone());
                 self.resources.insert(
                     key,
                     Resource {
@@ -217,9 +233,46 @@ impl World {
         }
     }
 
+    /// Removes the resource stored under `key` (a lower-case id) alone.
+    pub fn remove(&mut self, key: &str) -> Option<Resource> {
+        let removed = self.resources.remove(key)?;
+        let kind = removed.resource_type.to_ascii_lowercase();
+        if let Some(keys) = self.by_type.get_mut(&kind) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_type.remove(&kind);
+            }
+        }
+        Some(removed)
+    }
+
     /// The resource with `id`, if stored.
     pub fn get(&self, id: &str) -> Option<&Resource> {
         self.resources.get(&id.to_ascii_lowercase())
+    }
+
+    /// Every resource whose key starts with `prefix` (lower-case), in key order. A range of
+    /// the ordered map: listing one group costs its own size, not the world's.
+    pub fn under<'a, 'p>(
+        &'a self,
+        prefix: &'p str,
+    ) -> impl Iterator<Item = (&'a str, &'a Resource)> + 'p
+    where
+        'a: 'p,
+    {
+        self.resources
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, r)| (k.as_str(), r))
+    }
+
+    /// Every resource of `resource_type` (any case).
+    pub fn of_type<'a>(&'a self, resource_type: &str) -> impl Iterator<Item = &'a Resource> {
+        self.by_type
+            .get(&resource_type.to_ascii_lowercase())
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.resources.get(k))
     }
 
     /// Children of `parent_id` of the given child type segment (`subnets`), in creation order.
@@ -230,9 +283,8 @@ impl World {
             child_type.to_ascii_lowercase()
         );
         let mut out: Vec<&Resource> = self
-            .resources
-            .iter()
-            .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+            .under(&prefix)
+            .filter(|(k, _)| !k[prefix.len()..].contains('/'))
             .map(|(_, r)| r)
             .collect();
         out.sort_by_key(|r| r.created_seq);
@@ -262,22 +314,28 @@ impl World {
     /// Removes `key` and everything below it, releasing their IPs.
     pub fn remove_tree(&mut self, key: &str) -> Vec<Resource> {
         self.touch_ancestors(key, &now_rfc3339());
-        let prefix = format!("{key}/");
-        let doomed: Vec<String> = self
-            .resources
-            .keys()
-            .filter(|k| *k == key || k.starts_with(&prefix))
-            .cloned()
-            .collect();
+        let doomed = self.tree_keys(key);
         let mut removed = Vec::new();
         for k in doomed {
             self.release(&k);
             self.allocations.remove(&k);
-            if let Some(r) = self.resources.remove(&k) {
+            if let Some(r) = self.remove(&k) {
                 removed.push(r);
             }
         }
         removed
+    }
+
+    /// `key` and the keys of everything stored below it.
+    pub fn tree_keys(&self, key: &str) -> Vec<String> {
+        let prefix = format!("{key}/");
+        self.resources
+            .get_key_value(key)
+            .map(|(k, _)| k.as_str())
+            .into_iter()
+            .chain(self.under(&prefix).map(|(k, _)| k))
+            .map(String::from)
+            .collect()
     }
 
     /// Releases every IP owned by `owner`.
@@ -338,20 +396,28 @@ impl World {
         Ipv4Addr::from(u32::from(Ipv4Addr::new(20, 50, 0, 0)) + self.next_public_ip)
     }
 
+    /// Records a started operation: it holds its lock key until it is due.
+    pub fn begin(&mut self, id: String, op: Operation) {
+        self.pending.insert((op.due_at(), id.clone()));
+        *self.held_locks.entry(op.lock_key.clone()).or_default() += 1;
+        self.operations.insert(id, op);
+    }
+
     /// Applies the effects of every operation that is due at `now`.
     pub fn complete_due(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .operations
-            .iter()
-            .filter(|(_, op)| !op.finished && op.due(now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in due {
+        while let Some(first) = self.pending.first() {
+            if first.0 > now {
+                break;
+            }
+            let Some((_, id)) = self.pending.pop_first() else {
+                break;
+            };
             let Some(op) = self.operations.get_mut(&id) else {
                 continue;
             };
             op.finished = true;
             let op = op.clone();
+            self.release_lock(&op.lock_key);
             match op.kind {
                 OperationKind::Put => {
                     if let Some(resource) = self.resources.get_mut(&op.resource_key) {
@@ -367,11 +433,18 @@ impl World {
         }
     }
 
+    fn release_lock(&mut self, lock_key: &str) {
+        if let Some(count) = self.held_locks.get_mut(lock_key) {
+            *count -= 1;
+            if *count == 0 {
+                self.held_locks.remove(lock_key);
+            }
+        }
+    }
+
     /// Whether an unfinished operation holds `lock_key`.
     pub fn locked(&self, lock_key: &str) -> bool {
-        self.operations
-            .values()
-            .any(|op| !op.finished && op.lock_key == lock_key)
+        self.held_locks.contains_key(lock_key)
     }
 
     /// Inventory: every live resource.
@@ -429,4 +502,92 @@ pub fn contains(a: (Ipv4Addr, u8), b: (Ipv4Addr, u8)) -> bool {
         u32::MAX << (32 - u32::from(a.1))
     };
     b.1 >= a.1 && (u32::from(b.0) & mask) == (u32::from(a.0) & mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUBNET_TYPE: &str = "Microsoft.Network/virtualNetworks/subnets";
+
+    fn world() -> World {
+        World::new(EmulatorConfig::default())
+    }
+
+    #[test]
+    fn a_prefix_reaches_its_own_subtree_and_no_sibling_that_shares_its_start() {
+        let mut w = world();
+        let group = "/subscriptions/s/resourceGroups/rg-a";
+        for (id, kind) in [
+            (
+                format!("{group}/providers/Microsoft.Network/virtualNetworks/v"),
+                "Microsoft.Network/virtualNetworks",
+            ),
+            (
+                format!("{group}/providers/Microsoft.Network/virtualNetworks/v/subnets/b"),
+                SUBNET_TYPE,
+            ),
+            (
+                format!("{group}/providers/Microsoft.Network/virtualNetworks/v/subnets/a"),
+                SUBNET_TYPE,
+            ),
+            (
+                format!("{group}b/providers/Microsoft.Network/virtualNetworks/v"),
+                "Microsoft.Network/virtualNetworks",
+            ),
+        ] {
+            w.upsert(&id, kind, json!({}));
+        }
+        let prefix = format!("{group}/").to_ascii_lowercase();
+        assert_eq!(w.under(&prefix).count(), 3);
+        let vnet = format!("{group}/providers/Microsoft.Network/virtualNetworks/v");
+        let names: Vec<_> = w
+            .children(&vnet, "subnets")
+            .iter()
+            .map(|r| r.id.rsplit('/').next().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(names, ["b", "a"], "children come in creation order");
+        assert_eq!(
+            w.of_type("microsoft.network/VIRTUALNETWORKS/subnets")
+                .count(),
+            2
+        );
+
+        let removed = w.remove_tree(&vnet.to_ascii_lowercase());
+        assert_eq!(removed.len(), 3);
+        assert_eq!(w.of_type(SUBNET_TYPE).count(), 0);
+        assert_eq!(w.resources.len(), 1, "the sibling group's network stays");
+    }
+
+    #[test]
+    fn an_operation_holds_its_lock_until_it_is_due_and_completes_once() {
+        let mut w = world();
+        let id = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/routeTables/r";
+        w.upsert(id, "Microsoft.Network/routeTables", json!({}));
+        let started = Instant::now();
+        let op = |ms: u64, lock: &str| Operation {
+            resource_key: id.to_ascii_lowercase(),
+            kind: OperationKind::Put,
+            lock_key: lock.into(),
+            started,
+            duration: Duration::from_millis(ms),
+            failure: None,
+            finished: false,
+        };
+        w.begin("late".into(), op(200, "l"));
+        w.begin("early".into(), op(100, "l"));
+        w.complete_due(started + Duration::from_millis(150));
+        assert!(w.operations["early"].finished);
+        assert!(!w.operations["late"].finished);
+        assert!(w.locked("l"), "the later operation still holds the lock");
+        w.complete_due(started + Duration::from_millis(250));
+        assert!(w.operations["late"].finished);
+        assert!(!w.locked("l"));
+        w.complete_due(started + Duration::from_millis(300));
+        assert_eq!(
+            w.operations.len(),
+            2,
+            "finished operations stay for their pollers"
+        );
+    }
 }

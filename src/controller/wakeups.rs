@@ -23,6 +23,10 @@ use crate::azure::{ArmClient, LroState};
 /// object was deleted meanwhile).
 const SUCCEEDED_KEPT: Duration = Duration::from_secs(3600);
 
+/// How often the forgetting of such news is done: a scan of every kept entry at each operation's
+/// end cost a thousand stamps' operator more CPU than the news itself.
+const SUCCEEDED_PRUNED_EVERY: Duration = Duration::from_secs(60);
+
 /// An object to reconcile again: namespace (if any) and name.
 type Target = (Option<String>, String);
 
@@ -32,9 +36,35 @@ pub struct Wakeups {
     channels: Mutex<HashMap<String, UnboundedSender<Target>>>,
     /// Poll URLs of the operations with a watcher.
     watching: Arc<Mutex<HashSet<String>>>,
-    /// Poll URLs of the operations a watcher saw succeed, with when and the hash of the body
-    /// each wrote, until a pass takes the news.
-    succeeded: Arc<Mutex<HashMap<String, (Instant, u64)>>>,
+    /// The operations a watcher saw succeed, until a pass takes the news.
+    succeeded: Arc<Mutex<SucceededNews>>,
+}
+
+/// Poll URLs of the operations a watcher saw succeed, with when and the hash of the body each
+/// wrote.
+#[derive(Default)]
+struct SucceededNews {
+    by_poll_url: HashMap<String, (Instant, u64)>,
+    last_pruned: Option<Instant>,
+}
+
+impl SucceededNews {
+    fn insert(&mut self, poll_url: String, hash: u64) {
+        let now = Instant::now();
+        if self
+            .last_pruned
+            .is_none_or(|at| now.duration_since(at) >= SUCCEEDED_PRUNED_EVERY)
+        {
+            self.by_poll_url
+                .retain(|_, (at, _)| now.duration_since(*at) < SUCCEEDED_KEPT);
+            self.last_pruned = Some(now);
+        }
+        self.by_poll_url.insert(poll_url, (now, hash));
+    }
+
+    fn take(&mut self, poll_url: &str) -> Option<u64> {
+        self.by_poll_url.remove(poll_url).map(|(_, hash)| hash)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,9 +134,7 @@ impl Wakeups {
                 // A failure is the next pass's to read (it writes the resource again); the error
                 // is not this task's to report.
                 if let (Ok(()), Some(hash)) = (arm.wait(&op).await, written) {
-                    let mut succeeded = lock(&succeeded);
-                    succeeded.retain(|_, (at, _)| at.elapsed() < SUCCEEDED_KEPT);
-                    succeeded.insert(op.poll_url.clone(), (Instant::now(), hash));
+                    lock(&succeeded).insert(op.poll_url.clone(), hash);
                 }
                 lock(&watching).remove(&op.poll_url);
                 // The controller is gone only when the process is stopping.
@@ -120,7 +148,7 @@ impl Wakeups {
     pub fn watched(&self, op: &LroState) -> Watched {
         if lock(&self.watching).contains(&op.poll_url) {
             Watched::Running
-        } else if let Some((_, hash)) = lock(&self.succeeded).remove(&op.poll_url) {
+        } else if let Some(hash) = lock(&self.succeeded).take(&op.poll_url) {
             Watched::Succeeded(hash)
         } else {
             Watched::Unknown

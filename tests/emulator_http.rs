@@ -847,3 +847,62 @@ async fn front_door_refuses_a_51st_origin_in_one_origin_group() {
     // Updating one of the fifty is still fine.
     arm.put_done(&origin(7), "2024-09-01", body).await;
 }
+
+#[tokio::test]
+async fn a_subnet_a_private_link_service_uses_cannot_enable_its_policies() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let (vnet, _, frontend) = network_with_targets(&arm).await;
+    let pls = format!(
+        "{}/providers/Microsoft.Network/privateLinkServices/pls",
+        rg("rg")
+    );
+    let body = json!({ "location": "westeurope", "properties": { "loadBalancerFrontendIpConfigurations": [{ "id": frontend }], "ipConfigurations": [{ "name": "nat", "properties": { "subnet": { "id": format!("{vnet}/subnets/ingress") } } }] } });
+    arm.put_done(&pls, NET, body).await;
+    let enable = |prefix: &str| json!({ "properties": { "addressPrefix": prefix, "privateLinkServiceNetworkPolicies": "Enabled" } });
+    let used = arm
+        .put(
+            &format!("{vnet}/subnets/ingress"),
+            NET,
+            enable("10.0.2.0/28"),
+        )
+        .await;
+    assert_eq!(
+        used.code(),
+        "PrivateLinkServiceNetworkPoliciesCannotBeEnabledOnPrivateLinkServiceSubnet"
+    );
+    let unused = arm
+        .put(&format!("{vnet}/subnets/pe"), NET, enable("10.0.1.0/27"))
+        .await;
+    assert!(unused.status.is_success(), "{}", unused.body);
+}
+
+#[tokio::test]
+async fn the_nsg_of_a_bastion_subnet_keeps_bastions_rules() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let nsg = nsg_id("bastion");
+    let allow_all = |name: &str, direction: &str| json!({ "name": name, "properties": { "priority": 100, "direction": direction, "access": "Allow", "protocol": "*", "sourceAddressPrefix": "*", "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": "*" } });
+    let open = json!({ "location": "westeurope", "properties": { "securityRules": [allow_all("in", "Inbound"), allow_all("out", "Outbound")] } });
+    arm.put_done(&nsg, NET, open).await;
+    let bastion = json!({ "name": "AzureBastionSubnet", "properties": { "addressPrefix": "10.0.0.0/26", "networkSecurityGroup": { "id": nsg } } });
+    arm.put_done(&vnet_id("v"), NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] }, "subnets": [bastion] } })).await;
+    let emptied = arm
+        .put(
+            &nsg,
+            NET,
+            json!({ "location": "westeurope", "properties": { "securityRules": [] } }),
+        )
+        .await;
+    assert_eq!(
+        emptied.code(),
+        "NetworkSecurityGroupNotCompliantForAzureBastionSubnet"
+    );
+    let other = nsg_id("other");
+    let unattached = arm
+        .put(
+            &other,
+            NET,
+            json!({ "location": "westeurope", "properties": { "securityRules": [] } }),
+        )
+        .await;
+    assert!(unattached.status.is_success(), "{}", unattached.body);
+}

@@ -157,9 +157,12 @@ fn check_subnets(
             s.name.to_ascii_lowercase()
         );
         if s.pls_policies.eq_ignore_ascii_case("Enabled")
-            && world
-                .of_type("Microsoft.Network/privateLinkServices")
-                .any(|r| references_subnet(&r.body, &subnet_key))
+            // A private link service takes an address in each subnet it uses.
+            && world.address_owners(&subnet_key).any(|r| {
+                r.resource_type
+                    .eq_ignore_ascii_case("Microsoft.Network/privateLinkServices")
+                    && references_subnet(&r.body, &subnet_key)
+            })
         {
             return Err(bad(
                 "PrivateLinkServiceNetworkPoliciesCannotBeEnabledOnPrivateLinkServiceSubnet",
@@ -275,11 +278,14 @@ pub fn before_put(
                     return Err(bad("SecurityRuleInvalidPriority", format!("Security rule {} has invalid priority {priority}. Value provided: {priority}. Allowed range 100-4096.", r["name"])));
                 }
             }
-            let attached_to_bastion = world.of_type(SUBNETS).any(|r| {
-                last_segment(&r.id) == "AzureBastionSubnet"
-                    && str_at(&r.body, "/properties/networkSecurityGroup/id")
+            let attached_to_bastion = world
+                .keys_of_type(SUBNETS)
+                .filter(|k| k.ends_with("/subnets/azurebastionsubnet"))
+                .filter_map(|k| world.resources.get(k))
+                .any(|r| {
+                    str_at(&r.body, "/properties/networkSecurityGroup/id")
                         .is_some_and(|id| id.eq_ignore_ascii_case(&path.id))
-            });
+                });
             if attached_to_bastion {
                 check_bastion_nsg(&path.name, &body)?;
             }

@@ -266,13 +266,28 @@ impl World {
             .map(|(k, r)| (k.as_str(), r))
     }
 
-    /// Every resource of `resource_type` (any case).
-    pub fn of_type<'a>(&'a self, resource_type: &str) -> impl Iterator<Item = &'a Resource> {
+    /// The keys of every resource of `resource_type` (any case).
+    pub fn keys_of_type<'a>(&'a self, resource_type: &str) -> impl Iterator<Item = &'a str> {
         self.by_type
             .get(&resource_type.to_ascii_lowercase())
             .into_iter()
             .flatten()
+            .map(String::as_str)
+    }
+
+    /// Every resource of `resource_type` (any case).
+    pub fn of_type<'a>(&'a self, resource_type: &str) -> impl Iterator<Item = &'a Resource> {
+        self.keys_of_type(resource_type)
             .filter_map(|k| self.resources.get(k))
+    }
+
+    /// The resources holding an address in the subnet `subnet_key`.
+    pub fn address_owners<'a>(&'a self, subnet_key: &str) -> impl Iterator<Item = &'a Resource> {
+        self.allocations
+            .get(subnet_key)
+            .into_iter()
+            .flat_map(|taken| taken.values())
+            .filter_map(|owner| self.resources.get(owner))
     }
 
     /// Children of `parent_id` of the given child type segment (`subnets`), in creation order.

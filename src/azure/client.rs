@@ -519,7 +519,7 @@ impl ArmClient {
         subscription: &str,
         group: &str,
         age: ListingAge,
-    ) -> Result<Option<Vec<Value>>, AzureError> {
+    ) -> Result<Arc<Option<Vec<Value>>>, AzureError> {
         let key =
             format!("/subscriptions/{subscription}/resourcegroups/{group}").to_ascii_lowercase();
         self.recent(key, age, |_| true, self.list_group(subscription, group))
@@ -545,14 +545,14 @@ impl ArmClient {
     }
 
     /// What `read` says, or what it said for `key` no longer than `age.accepted` ago if that
-    /// answer is one to `reuse`.
+    /// answer is one to `reuse`. The answer is shared with every caller it serves, not copied.
     async fn recent(
         &self,
         key: String,
         age: ListingAge,
         reuse: fn(&Option<Vec<Value>>) -> bool,
         read: impl std::future::Future<Output = Result<Option<Vec<Value>>, AzureError>>,
-    ) -> Result<Option<Vec<Value>>, AzureError> {
+    ) -> Result<Arc<Option<Vec<Value>>>, AzureError> {
         let entry = {
             let mut listings = self
                 .listings
@@ -570,13 +570,13 @@ impl ArmClient {
         let mut entry = entry.lock().await;
         if let Some((at, listing)) = entry.as_ref() {
             if at.elapsed() <= age.accepted && reuse(listing) {
-                return Ok(listing.as_ref().clone());
+                return Ok(listing.clone());
             }
         }
         let taken = Instant::now();
         let listing = Arc::new(read.await?);
         *entry = Some((taken, listing.clone()));
-        Ok(listing.as_ref().clone())
+        Ok(listing)
     }
 
     /// Every top-level resource of a group, with `changedTime`: one read for a whole stamp.
@@ -591,11 +591,12 @@ impl ArmClient {
             "{}{id}?api-version=2021-04-01&$expand=changedTime,provisioningState",
             self.config.endpoint
         );
-        let answer = self.send(Method::GET, &url, &id, None, None).await?;
+        let mut answer = self.send(Method::GET, &url, &id, None, None).await?;
         match answer.status.as_u16() {
-            200 => Ok(Some(
-                answer.body["value"].as_array().cloned().unwrap_or_default(),
-            )),
+            200 => Ok(Some(match answer.body["value"].take() {
+                Value::Array(entries) => entries,
+                _ => Vec::new(),
+            })),
             404 => Ok(None),
             _ => Err(self.error("GET", &id, &answer)),
         }

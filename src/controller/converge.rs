@@ -937,8 +937,8 @@ pub async fn listed(
         let listing = arm.list_group_recent(&subscription, &group, age).await?;
         let exists = listing.is_some();
         let mut found: Vec<(String, String)> = listing
-            .unwrap_or_default()
-            .into_iter()
+            .iter()
+            .flatten()
             .filter_map(|e| {
                 let id = key_of(e["id"].as_str()?);
                 let changed = e["changedTime"].as_str().unwrap_or_default().to_string();

@@ -26,6 +26,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::Controller;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
+use kube::core::object::HasStatus;
 use serde_json::json;
 
 use crate::api::{GlobalPlane, InFlightOperation, PrivateEndpointSet, Stamp};
@@ -550,6 +551,7 @@ fn without_progress(status: &serde_json::Value) -> serde_json::Value {
 /// write its status and finalizer back.
 pub trait Reconciled:
     Resource<DynamicType = ()>
+    + HasStatus<Status: serde::Serialize>
     + Clone
     + serde::de::DeserializeOwned
     + serde::Serialize
@@ -559,6 +561,7 @@ pub trait Reconciled:
 
 impl<K> Reconciled for K where
     K: Resource<DynamicType = ()>
+        + HasStatus<Status: serde::Serialize>
         + Clone
         + serde::de::DeserializeOwned
         + serde::Serialize
@@ -594,10 +597,8 @@ where
 }
 
 /// The status `obj` carries, as JSON.
-fn status_of(obj: &impl serde::Serialize) -> Option<serde_json::Value> {
-    serde_json::to_value(obj)
-        .ok()
-        .and_then(|mut o| o.get_mut("status").map(serde_json::Value::take))
+fn status_of<K: Reconciled>(obj: &K) -> Option<serde_json::Value> {
+    obj.status().and_then(|s| serde_json::to_value(s).ok())
 }
 
 /// Runs one reconcile of `controller` behind the cleanup finalizer (added before the first

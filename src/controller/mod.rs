@@ -21,12 +21,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
+use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::Controller;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
-use kube::core::object::HasStatus;
 use serde_json::json;
 
 use crate::api::{GlobalPlane, InFlightOperation, PrivateEndpointSet, Stamp};

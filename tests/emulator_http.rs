@@ -625,15 +625,22 @@ async fn front_door_origins_create_pending_connections_that_approval_flips() {
     );
 }
 
+/// The id and body of a private link service `pls` on `frontend`, taking its NAT address in
+/// `subnet`.
+fn private_link_service(frontend: &str, subnet: &str) -> (String, Value) {
+    let id = format!(
+        "{}/providers/Microsoft.Network/privateLinkServices/pls",
+        rg("rg")
+    );
+    let body = json!({ "location": "westeurope", "properties": { "loadBalancerFrontendIpConfigurations": [{ "id": frontend }], "ipConfigurations": [{ "name": "nat", "properties": { "subnet": { "id": subnet } } }] } });
+    (id, body)
+}
+
 #[tokio::test]
 async fn pls_subnets_need_network_policies_disabled() {
     let arm = with_group(EmulatorConfig::default()).await;
     let (vnet, _, frontend) = network_with_targets(&arm).await;
-    let pls = format!(
-        "{}/providers/Microsoft.Network/privateLinkServices/pls",
-        rg("rg")
-    );
-    let body = json!({ "location": "westeurope", "properties": { "loadBalancerFrontendIpConfigurations": [{ "id": frontend }], "ipConfigurations": [{ "name": "nat", "properties": { "subnet": { "id": format!("{vnet}/subnets/pe") } } }] } });
+    let (pls, body) = private_link_service(&frontend, &format!("{vnet}/subnets/pe"));
     let answer = arm.put(&pls, NET, body).await;
     assert_eq!(
         answer.code(),
@@ -852,11 +859,7 @@ async fn front_door_refuses_a_51st_origin_in_one_origin_group() {
 async fn a_subnet_a_private_link_service_uses_cannot_enable_its_policies() {
     let arm = with_group(EmulatorConfig::default()).await;
     let (vnet, _, frontend) = network_with_targets(&arm).await;
-    let pls = format!(
-        "{}/providers/Microsoft.Network/privateLinkServices/pls",
-        rg("rg")
-    );
-    let body = json!({ "location": "westeurope", "properties": { "loadBalancerFrontendIpConfigurations": [{ "id": frontend }], "ipConfigurations": [{ "name": "nat", "properties": { "subnet": { "id": format!("{vnet}/subnets/ingress") } } }] } });
+    let (pls, body) = private_link_service(&frontend, &format!("{vnet}/subnets/ingress"));
     arm.put_done(&pls, NET, body).await;
     let enable = |prefix: &str| json!({ "properties": { "addressPrefix": prefix, "privateLinkServiceNetworkPolicies": "Enabled" } });
     let used = arm

@@ -16,6 +16,7 @@ use super::state::{contains, is_canonical, parse_prefix, provisioning_state, Res
 
 /// Key under which the emulator keeps private bookkeeping in a stored body; never rendered.
 const PRIVATE: &str = "_emulator";
+/// The type of a VNet's subnets, which several checks look through.
 const SUBNETS: &str = "Microsoft.Network/virtualNetworks/subnets";
 
 fn bad(code: &str, message: impl Into<String>) -> ArmError {
@@ -520,11 +521,7 @@ fn put_vnet(
         let id = format!("{}/subnets/{}", path.id, spec.name);
         let mut subnet_body = raw;
         subnet_body["name"] = json!(spec.name);
-        world.upsert(
-            &id,
-            "Microsoft.Network/virtualNetworks/subnets",
-            subnet_body,
-        );
+        world.upsert(&id, SUBNETS, subnet_body);
     }
     Ok(body)
 }

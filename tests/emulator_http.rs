@@ -888,24 +888,12 @@ async fn the_nsg_of_a_bastion_subnet_keeps_bastions_rules() {
     arm.put_done(&nsg, NET, open).await;
     let bastion = json!({ "name": "AzureBastionSubnet", "properties": { "addressPrefix": "10.0.0.0/26", "networkSecurityGroup": { "id": nsg } } });
     arm.put_done(&vnet_id("v"), NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] }, "subnets": [bastion] } })).await;
-    let emptied = arm
-        .put(
-            &nsg,
-            NET,
-            json!({ "location": "westeurope", "properties": { "securityRules": [] } }),
-        )
-        .await;
+    let no_rules = json!({ "location": "westeurope", "properties": { "securityRules": [] } });
+    let emptied = arm.put(&nsg, NET, no_rules.clone()).await;
     assert_eq!(
         emptied.code(),
         "NetworkSecurityGroupNotCompliantForAzureBastionSubnet"
     );
-    let other = nsg_id("other");
-    let unattached = arm
-        .put(
-            &other,
-            NET,
-            json!({ "location": "westeurope", "properties": { "securityRules": [] } }),
-        )
-        .await;
+    let unattached = arm.put(&nsg_id("other"), NET, no_rules).await;
     assert!(unattached.status.is_success(), "{}", unattached.body);
 }

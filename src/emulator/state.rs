@@ -420,10 +420,7 @@ impl World {
 
     /// Applies the effects of every operation that is due at `now`.
     pub fn complete_due(&mut self, now: Instant) {
-        while let Some(first) = self.pending.first() {
-            if first.0 > now {
-                break;
-            }
+        while self.pending.first().is_some_and(|(due, _)| *due <= now) {
             let Some((_, id)) = self.pending.pop_first() else {
                 break;
             };

@@ -338,6 +338,88 @@ async fn a_client_that_mirrors_the_budget_is_never_throttled() {
     assert_eq!(emulator.stats().requests, 13);
 }
 
+/// Work waiting for room to start, at a fixed priority.
+struct Waiting(u32);
+
+impl Contenders for Waiting {
+    fn most_urgent(&self) -> Option<u32> {
+        Some(self.0)
+    }
+}
+
+/// A write at `priority`, patient for ten seconds, making way for work waiting at `waiting`.
+async fn put_beside(
+    arm: &ArmClient,
+    name: &str,
+    priority: u32,
+    waiting: u32,
+) -> Result<PutOutcome, AzureError> {
+    let (id, body) = (nsg(name), nsg_body(json!([])));
+    let put = arm.put(&id, NET, &body, None);
+    let patient = with_patience(
+        Duration::from_secs(10),
+        yielding_to(std::sync::Arc::new(Waiting(waiting)), put),
+    );
+    with_priority(priority, patient).await
+}
+
+#[tokio::test]
+async fn a_write_that_would_wait_makes_way_for_more_urgent_work_waiting_to_start() {
+    let limits = ThrottleLimits {
+        writes: BucketLimit {
+            capacity: 3.0,
+            refill_per_second: 2.0,
+        },
+        ..ThrottleLimits::default()
+    };
+    let emulator = RunningEmulator::start(EmulatorConfig {
+        throttle: limits,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut config = ArmConfig::for_endpoint(&emulator.url(), "scope");
+    config.budget = BudgetLimits {
+        writes: (3.0, 2.0),
+        ..BudgetLimits::default()
+    };
+    let tokens = TokenSource::new(
+        CredentialConfig::Static("t".into()).build().unwrap(),
+        "scope",
+    );
+    let arm = ArmClient::new(config, tokens, ArmMetrics::default()).unwrap();
+    arm.put(
+        &rg(),
+        "2024-03-01",
+        &json!({ "location": "westeurope" }),
+        None,
+    )
+    .await
+    .unwrap();
+    // A full bucket: a write that need not wait goes, however urgent what waits.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(put_beside(&arm, "free", 10, 500).await.is_ok());
+    assert!(put_beside(&arm, "spends-the-rest", 10, 500).await.is_ok());
+    // An empty one: the write gives way at once, unsent, though its patience would let it wait.
+    let sent = emulator.stats().requests;
+    let started = std::time::Instant::now();
+    let deferred = put_beside(&arm, "gives-way", 10, 500).await;
+    assert!(
+        matches!(deferred, Err(AzureError::Deferred(_))),
+        "{deferred:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "it waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(emulator.stats().requests, sent, "a deferred write was sent");
+    // What waits is less urgent than this write: it waits for its token and goes.
+    let waited = put_beside(&arm, "outranks", 400, 300).await;
+    assert!(waited.is_ok(), "{waited:?}");
+    assert_eq!(emulator.stats().throttled, 0);
+}
+
 #[tokio::test]
 async fn a_429_opens_the_breaker_for_the_whole_subscription() {
     let (emulator, arm) = setup(EmulatorConfig::default()).await;

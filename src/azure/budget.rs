@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::ops::Bound;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 tokio::task_local! {
     static PRIORITY: u32;
     static PATIENCE: Duration;
+    static CONTENDERS: Arc<dyn Contenders>;
 }
 
 /// Runs `work` with its ARM requests at `priority`. When a bucket runs short, waiting requests
@@ -40,6 +41,30 @@ pub async fn with_patience<F: Future>(patience: Duration, work: F) -> F::Output 
 /// How long the current task's writes may wait for the budget, if it set a limit.
 pub fn current_patience() -> Option<Duration> {
     PATIENCE.try_with(|p| *p).ok()
+}
+
+/// Work waiting for room to start at all — a reconcile slot the current task holds while it
+/// waits for the budget — that a write of lower priority should make way for.
+pub trait Contenders: Send + Sync {
+    /// The priority of the most urgent work waiting, if any waits.
+    fn most_urgent(&self) -> Option<u32>;
+}
+
+/// Runs `work` making way for `contenders`: a write of a task with a patience (see
+/// `with_patience`) that would wait for a token at all while more urgent work waits for room
+/// is given up unsent at once. The budget orders the requests it sees by priority, but it
+/// cannot see those of a pass not yet started: without this, the writes with time to spare of
+/// the passes running (a stamp's DNS zones) take the tokens one by one, and the passes waiting
+/// behind them (another stamp's next step towards its firewall) never ask.
+pub async fn yielding_to<F: Future>(contenders: Arc<dyn Contenders>, work: F) -> F::Output {
+    CONTENDERS.scope(contenders, work).await
+}
+
+/// Whether work more urgent than `priority` waits for room to start.
+pub fn outranked_by_contenders(priority: u32) -> bool {
+    CONTENDERS
+        .try_with(|c| c.most_urgent().is_some_and(|u| u > priority))
+        .unwrap_or(false)
 }
 
 /// Operation class, as ARM counts requests.

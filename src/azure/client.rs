@@ -244,9 +244,12 @@ impl ArmClient {
             RequestClass::Write => super::budget::current_patience(),
             _ => None,
         };
+        // Waiting at all is too long when more urgent work waits for the slot this holds.
+        let gives_way =
+            |wait: Duration| !wait.is_zero() && super::budget::outranked_by_contenders(priority);
         if let Some(p) = patience {
             let foreseen = self.budget.expected_wait(subscription, class, priority);
-            if foreseen > p {
+            if foreseen > p || gives_way(foreseen) {
                 return Err(AzureError::Deferred(foreseen));
             }
         }
@@ -258,7 +261,7 @@ impl ArmClient {
                 return Ok(());
             }
             waiting.get_or_insert_with(|| self.budget.queue(subscription, class, priority));
-            if patience.is_some_and(|p| started.elapsed() + wait > p) {
+            if patience.is_some_and(|p| started.elapsed() + wait > p || gives_way(wait)) {
                 return Err(AzureError::Deferred(self.budget.expected_wait(
                     subscription,
                     class,

@@ -16,7 +16,10 @@ pub mod error;
 pub mod lro;
 pub mod metrics;
 
-pub use budget::{with_patience, with_priority, BudgetLimits, RequestClass, ThrottleBudget};
+pub use budget::{
+    with_patience, with_priority, yielding_to, BudgetLimits, Contenders, RequestClass,
+    ThrottleBudget,
+};
 pub use client::{
     ApplyOutcome, ArmClient, ArmConfig, DeleteOutcome, ListingAge, LiveResource, PutOutcome,
 };

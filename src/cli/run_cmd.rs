@@ -89,6 +89,11 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
         ));
         tracing::info!(endpoint = %args.arm_endpoint, "stamp-operator running");
         let recorder = crate::controller::recorder(kube.clone());
+        // A pass waiting five poll periods for its slot goes first: long enough that urgency
+        // orders the passes of a burst of new stamps, short enough that a GlobalPlane whose
+        // next step is short is not kept from it by stamps polling for that very step.
+        let slots =
+            crate::controller::slots::PassSlots::new(usize::from(concurrency), settings.poll * 5);
         let ctx = Arc::new(Context {
             kube: kube.clone(),
             recorder,
@@ -101,7 +106,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             built: Default::default(),
             caches: Default::default(),
             wakeups: Default::default(),
-            slots: crate::controller::slots::PassSlots::new(usize::from(concurrency)),
+            slots,
         });
         if args.leader_election_lease.is_empty() {
             tokio::select! {

@@ -30,7 +30,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::api::{GlobalPlane, InFlightOperation, PrivateEndpointSet, Stamp};
-use crate::azure::{ArmClient, ListingAge, LroKind, LroState, PollStyle};
+use crate::azure::{yielding_to, ArmClient, ListingAge, LroKind, LroState, PollStyle};
 pub use error::{Error, Result};
 
 /// Field manager of every status write.
@@ -170,7 +170,10 @@ where
     match current {
         // Boxed: hundreds of reconciles wait here at once (sixteen per slot of each kind), and
         // unboxed each would carry the full size of a pass while it waits.
-        Some(obj) => slots::holding(slot, Box::pin(reconcile(obj, ctx.clone()))).await,
+        Some(obj) => {
+            let pass = yielding_to(ctx.slots.waiting_passes(), reconcile(obj, ctx.clone()));
+            slots::holding(slot, Box::pin(pass)).await
+        }
         // Gone while it waited: its deletion was seen through.
         None => Ok(Action::await_change()),
     }

@@ -292,31 +292,41 @@ async fn another_operation_in_progress_is_a_retryable_conflict() {
     arm.wait(&state).await.unwrap();
 }
 
-#[tokio::test]
-async fn a_client_that_mirrors_the_budget_is_never_throttled() {
-    let limits = ThrottleLimits {
-        reads: BucketLimit {
-            capacity: 3.0,
-            refill_per_second: 20.0,
-        },
-        ..ThrottleLimits::default()
-    };
+/// An emulator throttling at `limits` and a client whose budget mirrors them.
+async fn mirrored(limits: ThrottleLimits) -> (RunningEmulator, ArmClient) {
     let emulator = RunningEmulator::start(EmulatorConfig {
         throttle: limits,
         ..Default::default()
     })
     .await
     .unwrap();
+    let pair = |b: BucketLimit| (b.capacity, b.refill_per_second);
     let mut config = ArmConfig::for_endpoint(&emulator.url(), "scope");
     config.budget = BudgetLimits {
-        reads: (3.0, 20.0),
-        ..BudgetLimits::default()
+        reads: pair(limits.reads),
+        writes: pair(limits.writes),
+        deletes: pair(limits.deletes),
     };
     let tokens = TokenSource::new(
         CredentialConfig::Static("t".into()).build().unwrap(),
         "scope",
     );
-    let arm = std::sync::Arc::new(ArmClient::new(config, tokens, ArmMetrics::default()).unwrap());
+    let arm = ArmClient::new(config, tokens, ArmMetrics::default()).unwrap();
+    (emulator, arm)
+}
+
+#[tokio::test]
+async fn a_client_that_mirrors_the_budget_is_never_throttled() {
+    let reads = BucketLimit {
+        capacity: 3.0,
+        refill_per_second: 20.0,
+    };
+    let limits = ThrottleLimits {
+        reads,
+        ..ThrottleLimits::default()
+    };
+    let (emulator, arm) = mirrored(limits).await;
+    let arm = std::sync::Arc::new(arm);
     // Each side makes its bucket at its first sight of a request, the client a moment before
     // ARM: one request, then time for both to fill, so they start the burst alike.
     arm.get(&nsg("warm-up"), NET).await.unwrap();
@@ -365,29 +375,15 @@ async fn put_beside(
 
 #[tokio::test]
 async fn a_write_that_would_wait_makes_way_for_more_urgent_work_waiting_to_start() {
+    let writes = BucketLimit {
+        capacity: 3.0,
+        refill_per_second: 2.0,
+    };
     let limits = ThrottleLimits {
-        writes: BucketLimit {
-            capacity: 3.0,
-            refill_per_second: 2.0,
-        },
+        writes,
         ..ThrottleLimits::default()
     };
-    let emulator = RunningEmulator::start(EmulatorConfig {
-        throttle: limits,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let mut config = ArmConfig::for_endpoint(&emulator.url(), "scope");
-    config.budget = BudgetLimits {
-        writes: (3.0, 2.0),
-        ..BudgetLimits::default()
-    };
-    let tokens = TokenSource::new(
-        CredentialConfig::Static("t".into()).build().unwrap(),
-        "scope",
-    );
-    let arm = ArmClient::new(config, tokens, ArmMetrics::default()).unwrap();
+    let (emulator, arm) = mirrored(limits).await;
     arm.put(
         &rg(),
         "2024-03-01",

@@ -43,7 +43,7 @@ fn release() {
     let _ = HELD.try_with(|held| held.borrow_mut().take());
 }
 
-/// A fixed number of slots, granted to the most urgent waiter first.
+/// A fixed number of slots, granted to an overdue waiter first, else to the most urgent.
 pub struct PassSlots {
     state: Arc<Mutex<State>>,
     /// Passes past their Azure part (see `finishing`), as many as there are slots: each still
@@ -102,7 +102,7 @@ impl Contenders for WaitingPasses {
     }
 }
 
-/// A slot held; given back (to the most urgent waiter) when dropped.
+/// A slot held; given back (to the next waiter, see `State::next`) when dropped.
 pub struct Slot {
     state: Arc<Mutex<State>>,
 }
@@ -113,7 +113,7 @@ impl Drop for Slot {
     }
 }
 
-/// Hands a freed slot to the most urgent waiter still waiting, or keeps it free.
+/// Hands a freed slot to the next waiter still waiting (see `State::next`), or keeps it free.
 fn hand_on(state: &Arc<Mutex<State>>) {
     let mut s = lock(state);
     while let Some(waiter) = s.next() {

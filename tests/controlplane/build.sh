@@ -43,5 +43,6 @@ done
   && go build -trimpath -o "$bin/lua-health" ./cmd/lua-health)
 echo "$inputs" > "$stamp"
 "$bin/kube-apiserver" --version
-"$bin/etcd" --version | head -n 1
+# sed, not head: head leaves early, and under pipefail etcd's SIGPIPE fails the build (exit 141).
+"$bin/etcd" --version | sed -n 1p
 "$bin/helm" version --short

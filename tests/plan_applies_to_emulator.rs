@@ -473,3 +473,133 @@ async fn a_running_operation_holds_its_component_back_and_a_finished_one_is_not_
         .collect();
     assert_eq!(origin_requests, ["GET"], "an origin seen written as wanted");
 }
+
+/// An operation whose watcher only slept until it came due is learned from the group listing
+/// the pass reads anyway when its resource is listed there, and polled only when it is not (a
+/// proxy child) or when the listing does not show it done.
+#[tokio::test]
+async fn an_operation_come_due_on_a_listed_resource_is_read_from_the_listing_not_polled() {
+    use stamp_operator::controller::converge::{converge, listed, Known, Mode, Watched};
+    use stamp_operator::emulator::LatencyProfile;
+    use stamp_operator::plan::ArmId;
+    let plan = plan_bundle(&west_europe());
+    let graphs = plan.graphs();
+    let emulator = RunningEmulator::start(EmulatorConfig {
+        // Private DNS zones take 0.6 s here: still running when listed right after the pass.
+        latency: LatencyProfile::realistic(0.02),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let arm = client(&emulator);
+    emulator.seed_examples().await.unwrap();
+    let (stamp, global) = (&plan.stamps[0].1.as_ref().unwrap().graph, &graphs[0]);
+    apply(&arm, global).await;
+    let inline = INLINE;
+    let is_listed = |op: &LroState| {
+        ArmId::parse("id", &op.resource_id)
+            .unwrap()
+            .listed_in_group()
+    };
+    let look = || async {
+        let listing = listed(&arm, stamp, ListingAge::default()).await.unwrap();
+        Known::new(None, listing, ListingAge::default())
+    };
+    let first = converge(
+        &arm,
+        stamp,
+        &[],
+        |_| Watched::Unknown,
+        Mode::Manage,
+        inline,
+        &Known::default(),
+    )
+    .await;
+
+    // Listed while they still run: the listing does not show them done, so they are polled.
+    let (early, polled) = resume_due(&arm, &emulator, stamp, &first, &look().await).await;
+    let zone = first
+        .in_flight
+        .iter()
+        .find(|op| op.resource_id.contains("/privateDnsZones/") && is_listed(op))
+        .expect("a private DNS zone outlasts the inline wait");
+    assert!(
+        polled.contains(&zone.resource_id),
+        "a zone listed as still being created was not polled"
+    );
+    assert!(early.in_flight.contains(zone));
+
+    // Listed once they are done: only what the listing cannot show is polled.
+    all_due(&arm, &first).await;
+    let (second, polled) = resume_due(&arm, &emulator, stamp, &first, &look().await).await;
+    let key = zone.resource_id.to_ascii_lowercase();
+    assert!(second.ready.contains(&key) && second.written.contains(&key));
+    all_due(&arm, &second).await;
+    let (_, polled_later) = resume_due(&arm, &emulator, stamp, &second, &look().await).await;
+    let resumed = first.in_flight.iter().chain(&second.in_flight);
+    let polled: Vec<&String> = polled.iter().chain(&polled_later).collect();
+    let (mut listed_seen, mut unlisted_seen) = (0, 0);
+    for op in resumed {
+        if is_listed(op) {
+            listed_seen += 1;
+        } else {
+            unlisted_seen += 1;
+        }
+        assert_eq!(
+            polled.contains(&&op.resource_id),
+            !is_listed(op),
+            "{}: polled only if no listing shows it",
+            op.resource_id
+        );
+    }
+    assert!(listed_seen > 0 && unlisted_seen > 0);
+}
+
+const INLINE: Duration = Duration::from_millis(100);
+
+/// A pass over `graph` resuming `earlier`'s operations as come due, told by `known`: what it
+/// found, and the resources whose operations it polled.
+async fn resume_due(
+    arm: &ArmClient,
+    emulator: &RunningEmulator,
+    graph: &DesiredGraph,
+    earlier: &stamp_operator::controller::converge::Convergence,
+    known: &stamp_operator::controller::converge::Known,
+) -> (
+    stamp_operator::controller::converge::Convergence,
+    Vec<String>,
+) {
+    use stamp_operator::controller::converge::{converge, Mode, Watched};
+    let before = emulator.requests().len();
+    let due = |op: &LroState| Watched::Due(Some(earlier.started[&op.poll_url]));
+    let pass = converge(
+        arm,
+        graph,
+        &earlier.in_flight,
+        due,
+        Mode::Manage,
+        INLINE,
+        known,
+    )
+    .await;
+    let polled = emulator.requests()[before..]
+        .iter()
+        .filter(|r| r.method == "GET")
+        .filter_map(|r| {
+            earlier
+                .in_flight
+                .iter()
+                .find(|op| op.poll_url.contains(&r.path))
+                .map(|op| op.resource_id.clone())
+        })
+        .collect();
+    (pass, polled)
+}
+
+/// Sleeps until every operation `pass` left running is due, and a little more.
+async fn all_due(arm: &ArmClient, pass: &stamp_operator::controller::converge::Convergence) {
+    for op in &pass.in_flight {
+        arm.until_due(op).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}

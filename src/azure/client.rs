@@ -708,6 +708,24 @@ impl ArmClient {
         }
     }
 
+    /// Sleeps until Azure said `state` would be done (its last Retry-After), without polling:
+    /// for an operation whose end a group listing tells as well. The next poll, if any, is
+    /// due at once.
+    pub async fn until_due(&self, state: &LroState) {
+        self.metrics.in_flight_operations.inc();
+        let due = self
+            .next_polls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&state.poll_url)
+            .copied();
+        if let Some(at) = due {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+        }
+        self.poll_not_before(&state.poll_url, None);
+        self.metrics.in_flight_operations.dec();
+    }
+
     /// Polls until the operation ends, honouring Retry-After.
     pub async fn wait(&self, state: &LroState) -> Result<(), AzureError> {
         self.metrics.in_flight_operations.inc();

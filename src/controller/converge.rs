@@ -79,6 +79,9 @@ pub struct Convergence {
     /// Writes not sent because the budget would have held the pass (see `with_patience`): the
     /// longest wait it foresaw, when the next pass should come.
     pub deferred: Option<Duration>,
+    /// Poll URLs of the operations of earlier passes that this pass polled and found running:
+    /// their Retry-After did not tell their end, so their watchers poll (see `Wakeups::after`).
+    pub polled: BTreeSet<String>,
 }
 
 impl Convergence {
@@ -220,7 +223,11 @@ pub enum Watched {
     /// Its watcher saw it succeed: the resource is as the pass that started it wrote it — the
     /// body with this hash.
     Succeeded(u64),
-    /// Not watched here (a restart, a failure): only a poll tells.
+    /// Its watcher slept until Azure said it would be done and left the news to the group
+    /// listing the pass takes anyway (see `Known::ended_as_listed`): the hash of the body it
+    /// writes, when this process started it.
+    Due(Option<u64>),
+    /// Not watched here (a restart, a failure): the listing, or else a poll, tells.
     Unknown,
 }
 
@@ -348,8 +355,17 @@ pub async fn converge(
         // What this process's watcher saw needs no poll.
         let id = op.resource_id.to_ascii_lowercase();
         let status = match watched(op) {
-            Watched::Unknown => match arm.poll(op).await {
-                Ok(LroStatus::Running(_)) => Watched::Running,
+            // The listing shows the resource written since the operation began, and no longer
+            // being written: it ended as well as a poll would say.
+            Watched::Due(hash) if known.ended_as_listed(op) => {
+                hash.map_or(Watched::Unknown, Watched::Succeeded)
+            }
+            Watched::Unknown if known.ended_as_listed(op) => Watched::Unknown,
+            Watched::Due(_) | Watched::Unknown => match arm.poll(op).await {
+                Ok(LroStatus::Running(_)) => {
+                    out.polled.insert(op.poll_url.clone());
+                    Watched::Running
+                }
                 _ => Watched::Unknown,
             },
             seen => seen,
@@ -575,6 +591,9 @@ pub struct Listing {
     pub changed: Changed,
     /// Per listed (tracked) resource the graph covers or requires: its own `changedTime`.
     pub tracked: Changed,
+    /// The listed (tracked) resources whose `provisioningState` is `Succeeded`: no operation
+    /// is writing them, and the last one succeeded.
+    pub succeeded: BTreeSet<String>,
     /// The groups listed (lower-case ids), and whether each exists: what is not in `tracked`
     /// is not in them.
     pub groups: BTreeMap<String, bool>,
@@ -728,6 +747,26 @@ impl Known {
     /// read again), and at most `cap`.
     pub fn listing_age(&self, cap: Duration) -> Duration {
         self.passed.map_or(cap, |at| at.elapsed().min(cap))
+    }
+
+    /// Whether the listing shows that `op` (a create or update) ended well: its resource is
+    /// listed as `Succeeded`, changed no earlier than the operation began. (A listing served
+    /// from a cache older than the write would show the change before it, or nothing.) Only
+    /// listed resources tell; a proxy child needs a poll.
+    pub fn ended_as_listed(&self, op: &LroState) -> bool {
+        let id = key_of(&op.resource_id);
+        let changed = self
+            .listing
+            .tracked
+            .get(&id)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        // `started_at` is whole seconds, taken after Azure accepted the write.
+        let began = i64::try_from(op.started_at)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(1);
+        op.kind == LroKind::Put
+            && self.listing.succeeded.contains(&id)
+            && changed.is_some_and(|t| t.timestamp() >= began)
     }
 
     /// What the listing says of `id`'s existence: `Some(true)` when it is listed, `Some(false)`
@@ -932,19 +971,26 @@ pub async fn listed(
     let mut hash = graph_hash(graph);
     let mut shared_hash = FNV_OFFSET;
     let mut tracked: Changed = BTreeMap::new();
+    let mut succeeded = BTreeSet::new();
     let mut listed_groups = BTreeMap::new();
     for (subscription, group) in groups {
         let listing = arm.list_group_recent(&subscription, &group, age).await?;
         let exists = listing.is_some();
-        let mut found: Vec<(String, String)> = listing
-            .iter()
-            .flatten()
-            .filter_map(|e| {
-                let id = key_of(e["id"].as_str()?);
-                let changed = e["changedTime"].as_str().unwrap_or_default().to_string();
-                wanted.contains(&id).then_some((id, changed))
-            })
-            .collect();
+        let mut found: Vec<(String, String)> = Vec::new();
+        for e in listing.iter().flatten() {
+            let Some(id) = e["id"]
+                .as_str()
+                .map(key_of)
+                .filter(|id| wanted.contains(id))
+            else {
+                continue;
+            };
+            if e["provisioningState"].as_str() == Some("Succeeded") {
+                succeeded.insert(id.clone());
+            }
+            let changed = e["changedTime"].as_str().unwrap_or_default().to_string();
+            found.push((id, changed));
+        }
         found.sort();
         listed_groups.insert(group_key(&subscription, &group), exists);
         hash = fnv1a64(hash, &group);
@@ -1002,6 +1048,7 @@ pub async fn listed(
         fingerprint: format!("{hash:016x}{shared_hash:016x}"),
         changed,
         tracked,
+        succeeded,
         groups: listed_groups,
         under_shared,
     })

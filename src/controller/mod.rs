@@ -760,7 +760,7 @@ impl Context {
         self.slots
             .left(key, obj.meta().generation, pass.unstarted_tail);
         self.wakeups
-            .after(&self.arm, obj, &pass.in_flight, &pass.started);
+            .after(&self.arm, obj, &pass.in_flight, &pass.started, &pass.polled);
         pass
     }
 

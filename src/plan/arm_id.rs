@@ -97,6 +97,20 @@ impl ArmId {
         (parts.len() > 9).then(|| ArmId(parts[..parts.len() - 2].join("/")))
     }
 
+    /// Whether a listing of its resource group shows it: a top-level resource, or a child ARM
+    /// tracks (it has a location of its own: a private DNS zone's virtual network link, a Front
+    /// Door endpoint). Proxy children (subnets, rule collection groups, origins) are not listed.
+    pub fn listed_in_group(&self) -> bool {
+        const TRACKED_CHILDREN: [&str; 2] = [
+            "microsoft.network/privatednszones/virtualnetworklinks",
+            "microsoft.cdn/profiles/afdendpoints",
+        ];
+        let parts = self.0.split('/').count();
+        parts == 9
+            || parts > 9
+                && TRACKED_CHILDREN.contains(&self.resource_type().to_ascii_lowercase().as_str())
+    }
+
     /// ARM compares ids case-insensitively.
     pub fn same_as(&self, other: &ArmId) -> bool {
         self.0.eq_ignore_ascii_case(&other.0)
@@ -131,6 +145,23 @@ mod tests {
             ArmId::resource_group("s", "rg").resource_type(),
             "Microsoft.Resources/resourceGroups"
         );
+    }
+
+    #[test]
+    fn a_group_listing_shows_top_level_resources_and_tracked_children_only() {
+        let vnet = ArmId::resource("s", "rg", "Microsoft.Network/virtualNetworks", "v");
+        let zone = ArmId::resource("s", "rg", "Microsoft.Network/privateDnsZones", "z");
+        let profile = ArmId::resource("s", "rg", "Microsoft.Cdn/profiles", "p");
+        assert!(vnet.listed_in_group());
+        assert!(zone.child("virtualNetworkLinks", "l").listed_in_group());
+        assert!(profile.child("afdEndpoints", "e").listed_in_group());
+        assert!(!vnet.child("subnets", "a").listed_in_group());
+        assert!(!profile.child("originGroups", "g").listed_in_group());
+        assert!(!profile
+            .child("originGroups", "g")
+            .child("origins", "o")
+            .listed_in_group());
+        assert!(!ArmId::resource_group("s", "rg").listed_in_group());
     }
 
     #[test]

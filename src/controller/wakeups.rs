@@ -8,11 +8,11 @@
 //! succeed is not polled again.
 //!
 //! A watcher polls at Azure's pace (`ArmClient::wait`), except the first time an operation on
-//! a resource its group's listing shows comes due: the group listing the woken pass reads anyway shows whether
-//! it ended (`Known::ended_as_listed`), so the watcher only sleeps until then. Several such
-//! operations ending together cost that one listing, not a poll each; at a thousand stamps,
-//! polls were a third of the reads ARM allows. One that the pass still finds running is polled
-//! from then on: its Retry-After did not tell its end.
+//! a resource its group's listing shows comes due: the listing the woken pass reads anyway
+//! tells whether it ended (`Known::ended_as_listed`), so the watcher only sleeps until then.
+//! Several such operations ending together cost that one listing, not a poll each; at a
+//! thousand stamps, polls were a third of the reads ARM allows. One that the pass still finds
+//! running is polled from then on: its Retry-After did not tell its end.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -127,8 +127,8 @@ impl Wakeups {
     /// Watches each of `operations` (not already watched) until it ends, then wakes `obj`.
     /// `started`: the hash of the body each operation this process started writes (by poll
     /// URL); only those are told as succeeded, the rest are left for a poll to tell. `polled`:
-    /// the operations a pass found running when their Retry-After said they would be done;
-    /// they are polled, not left to a listing again.
+    /// the operations the pass polled and found running (a listing did not show their end, or
+    /// nothing watched them): they are polled from now on, not left to a listing again.
     pub fn after<K>(
         &self,
         arm: &Arc<ArmClient>,

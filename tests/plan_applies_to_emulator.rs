@@ -146,6 +146,28 @@ async fn west_europe_applied() -> (
     (plan, emulator, arm)
 }
 
+/// The West Europe examples planned, with only the GlobalPlane applied, to a fresh emulator
+/// whose latencies are Azure's typical ones times `latency`.
+async fn global_plane_applied(
+    latency: f64,
+) -> (
+    stamp_operator::plan::bundle::BundlePlan,
+    RunningEmulator,
+    ArmClient,
+) {
+    let plan = plan_bundle(&west_europe());
+    let emulator = RunningEmulator::start(EmulatorConfig {
+        latency: stamp_operator::emulator::LatencyProfile::realistic(latency),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let arm = client(&emulator);
+    emulator.seed_examples().await.unwrap();
+    apply(&arm, plan.graphs()[0]).await;
+    (plan, emulator, arm)
+}
+
 /// Drift detection without a GET per resource: the fingerprint of a converged stamp (one group
 /// listing for its own group, one for Front Door's) stays put while nothing changes, and moves
 /// when a top-level resource, a proxy child (a rule collection group, the origin) or a tracked
@@ -347,21 +369,10 @@ async fn a_sibling_moving_a_shared_parent_costs_a_settled_stamp_one_read_not_a_f
 #[tokio::test]
 async fn a_running_operation_holds_its_component_back_and_a_finished_one_is_not_polled_again() {
     use stamp_operator::controller::converge::{converge, Known, Mode, Watched};
-    use stamp_operator::emulator::LatencyProfile;
     use stamp_operator::plan::Component;
-    let plan = plan_bundle(&west_europe());
-    let graphs = plan.graphs();
     // A firewall takes 1.8 s here, most else well under the inline wait.
-    let emulator = RunningEmulator::start(EmulatorConfig {
-        latency: LatencyProfile::realistic(0.005),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let arm = client(&emulator);
-    emulator.seed_examples().await.unwrap();
-    let (stamp, global) = (&plan.stamps[0].1.as_ref().unwrap().graph, &graphs[0]);
-    apply(&arm, global).await;
+    let (plan, emulator, arm) = global_plane_applied(0.005).await;
+    let stamp = &plan.stamps[0].1.as_ref().unwrap().graph;
     let known = Known::default();
     let inline = Duration::from_millis(400);
     let first = converge(
@@ -480,21 +491,10 @@ async fn a_running_operation_holds_its_component_back_and_a_finished_one_is_not_
 #[tokio::test]
 async fn an_operation_come_due_on_a_listed_resource_is_read_from_the_listing_not_polled() {
     use stamp_operator::controller::converge::{converge, listed, Known, Mode, Watched};
-    use stamp_operator::emulator::LatencyProfile;
     use stamp_operator::plan::ArmId;
-    let plan = plan_bundle(&west_europe());
-    let graphs = plan.graphs();
-    let emulator = RunningEmulator::start(EmulatorConfig {
-        // Private DNS zones take 0.6 s here: still running when listed right after the pass.
-        latency: LatencyProfile::realistic(0.02),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let arm = client(&emulator);
-    emulator.seed_examples().await.unwrap();
-    let (stamp, global) = (&plan.stamps[0].1.as_ref().unwrap().graph, &graphs[0]);
-    apply(&arm, global).await;
+    // Private DNS zones take 0.6 s here: still running when listed right after the pass.
+    let (plan, emulator, arm) = global_plane_applied(0.02).await;
+    let stamp = &plan.stamps[0].1.as_ref().unwrap().graph;
     let inline = INLINE;
     let is_listed = |op: &LroState| {
         ArmId::parse("id", &op.resource_id)

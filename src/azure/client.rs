@@ -713,33 +713,30 @@ impl ArmClient {
     /// due at once.
     pub async fn until_due(&self, state: &LroState) {
         self.metrics.in_flight_operations.inc();
+        self.sleep_until_poll_due(&state.poll_url).await;
+        self.poll_not_before(&state.poll_url, None);
+        self.metrics.in_flight_operations.dec();
+    }
+
+    /// Sleeps until Azure asked `poll_url` to be polled again (whoever polled last: an earlier
+    /// wait, a resumed pass); at once when it named no time.
+    async fn sleep_until_poll_due(&self, poll_url: &str) {
         let due = self
             .next_polls
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&state.poll_url)
+            .get(poll_url)
             .copied();
         if let Some(at) = due {
             tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
         }
-        self.poll_not_before(&state.poll_url, None);
-        self.metrics.in_flight_operations.dec();
     }
 
     /// Polls until the operation ends, honouring Retry-After.
     pub async fn wait(&self, state: &LroState) -> Result<(), AzureError> {
         self.metrics.in_flight_operations.inc();
         let result = loop {
-            // Not before Azure asked (whoever polled last: an earlier wait, a resumed pass).
-            let not_before = self
-                .next_polls
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&state.poll_url)
-                .copied();
-            if let Some(at) = not_before {
-                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-            }
+            self.sleep_until_poll_due(&state.poll_url).await;
             // Boxed: a waiter sleeps far longer than it polls, and thousands wait at once (one
             // per operation in flight); unboxed each would carry a whole request's state.
             match Box::pin(self.poll(state)).await {

@@ -186,3 +186,74 @@ impl Wakeups {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::{ArmConfig, ArmMetrics, CredentialConfig, PutOutcome, TokenSource};
+    use crate::emulator::{EmulatorConfig, LatencyProfile, RunningEmulator};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use serde_json::json;
+
+    const GROUP: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg";
+
+    /// Starts writing an NSG (4 s in Azure, 40 ms here) and hands back its operation.
+    async fn nsg_written(arm: &ArmClient, name: &str) -> LroState {
+        let id = format!("{GROUP}/providers/Microsoft.Network/networkSecurityGroups/{name}");
+        let body = json!({ "location": "westeurope" });
+        match arm.put(&id, "2024-05-01", &body, None).await.unwrap() {
+            PutOutcome::Started(op) => op,
+            PutOutcome::Done(_) => panic!("an NSG is written asynchronously"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listed_operation_is_left_to_the_listing_unless_a_pass_found_it_running_when_due() {
+        let emulator = RunningEmulator::start(EmulatorConfig {
+            latency: LatencyProfile::realistic(0.01),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut config = ArmConfig::for_endpoint(&emulator.url(), "scope");
+        config.min_poll_interval = Duration::from_millis(5);
+        let tokens = TokenSource::new(
+            CredentialConfig::Static("t".into()).build().unwrap(),
+            "scope",
+        );
+        let arm = Arc::new(ArmClient::new(config, tokens, ArmMetrics::default()).unwrap());
+        let group = json!({ "location": "westeurope" });
+        arm.put(GROUP, "2024-03-01", &group, None).await.unwrap();
+        let (left, polled) = (nsg_written(&arm, "a").await, nsg_written(&arm, "b").await);
+
+        let wakeups = Wakeups::default();
+        let mut woken = Box::pin(wakeups.stream::<ConfigMap>());
+        let mut obj = ConfigMap::default();
+        obj.metadata.name = Some("stamp".into());
+        obj.metadata.namespace = Some("team".into());
+        let started = [(left.poll_url.clone(), 1), (polled.poll_url.clone(), 2)].into();
+        let before = emulator.requests().len();
+        wakeups.after(
+            &arm,
+            &obj,
+            &[left.clone(), polled.clone()],
+            &started,
+            &[polled.poll_url.clone()].into(),
+        );
+        for _ in 0..2 {
+            let object = woken.next().await.unwrap();
+            assert_eq!(object.name, "stamp");
+        }
+        assert_eq!(wakeups.watched(&left), Watched::Due(Some(1)));
+        assert_eq!(wakeups.watched(&polled), Watched::Succeeded(2));
+        assert_eq!(wakeups.watched(&left), Watched::Unknown, "told once");
+        let polls_of = |op: &LroState| {
+            emulator.requests()[before..]
+                .iter()
+                .filter(|r| op.poll_url.contains(&r.path))
+                .count()
+        };
+        assert_eq!(polls_of(&left), 0, "the listing tells, not a poll");
+        assert!(polls_of(&polled) >= 1);
+    }
+}

@@ -528,6 +528,10 @@ async fn an_operation_come_due_on_a_listed_resource_is_read_from_the_listing_not
         "a zone listed as still being created was not polled"
     );
     assert!(early.in_flight.contains(zone));
+    assert!(
+        early.polled.contains(&zone.poll_url),
+        "its watcher is to poll it from now on"
+    );
 
     // Listed once they are done: only what the listing cannot show is polled.
     all_due(&arm, &first).await;

@@ -611,3 +611,131 @@ async fn a_recent_read_of_a_required_resource_is_shared() {
         .unwrap());
     assert_eq!(gets(&emulator) - before, 2, "no age accepted: read afresh");
 }
+
+/// A loopback listener standing for a host that is not Azure: counts the connections it gets.
+async fn thief() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn a_poll_url_off_the_arm_endpoint_is_never_sent_the_token() {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    let (elsewhere, hits) = thief().await;
+    // What anyone allowed to patch a stamp's status could write into `status.inFlight`.
+    let planted = LroState {
+        resource_id: nsg("n"),
+        kind: LroKind::Put,
+        poll_url: format!("{elsewhere}/collect?api-version=2024-05-01"),
+        style: PollStyle::AsyncOperation,
+        started_at: 0,
+    };
+    assert!(arm.poll(&planted).await.is_err());
+    assert!(arm.wait(&planted).await.is_err());
+    // The same host on another scheme or port is not the endpoint either.
+    let other_port = LroState {
+        poll_url: emulator.url().replace("http://", "https://"),
+        ..planted.clone()
+    };
+    assert!(arm.poll(&other_port).await.is_err());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let polls = emulator.stats().operation_polls;
+    assert_eq!(polls, 0, "nothing was polled at all");
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_with_the_token() {
+    let (elsewhere, hits) = thief().await;
+    // An "ARM endpoint" that redirects every request elsewhere.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let location = format!("{elsewhere}/steal");
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let reply = format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+                let _ = socket.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    let mut config = ArmConfig::for_endpoint(&endpoint, "https://management.azure.com/.default");
+    config.max_attempts = 1;
+    let tokens = TokenSource::new(
+        CredentialConfig::Static("token".into()).build().unwrap(),
+        config.scope.clone(),
+    );
+    let arm = ArmClient::new(config, tokens, ArmMetrics::default()).unwrap();
+    assert!(arm.get(&nsg("n"), NET).await.is_err());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn listings_follow_next_link_through_every_page() {
+    let (emulator, arm) = setup(EmulatorConfig {
+        page_size: 2,
+        ..Default::default()
+    })
+    .await;
+    for name in ["a", "b", "c", "d", "e"] {
+        finish(
+            &arm,
+            arm.apply(&nsg(name), NET, &nsg_body(json!([])))
+                .await
+                .unwrap(),
+        )
+        .await;
+    }
+    let before = emulator.stats().by_method.get("GET").copied().unwrap_or(0);
+    let listed = arm.list_group(SUB, "rg").await.unwrap().unwrap();
+    let names: Vec<&str> = listed.iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+    let after = emulator.stats().by_method.get("GET").copied().unwrap_or(0);
+    assert_eq!(
+        after - before,
+        3,
+        "five entries at two a page are three reads"
+    );
+
+    let vnet = format!("{}/providers/Microsoft.Network/virtualNetworks/v", rg());
+    let subnet = |name: &str, prefix: &str| json!({ "name": name, "properties": { "addressPrefix": prefix } });
+    finish(
+        &arm,
+        arm.apply(
+            &vnet,
+            NET,
+            &json!({ "location": "westeurope", "properties": {
+                "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] },
+                "subnets": [subnet("s1", "10.0.1.0/24"), subnet("s2", "10.0.2.0/24"), subnet("s3", "10.0.3.0/24")]
+            } }),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    let subnets = arm
+        .list_children(&vnet, "subnets", NET)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut names: Vec<&str> = subnets.iter().filter_map(|e| e["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["s1", "s2", "s3"]);
+    let missing = format!("{}/providers/Microsoft.Network/virtualNetworks/nope", rg());
+    assert_eq!(
+        arm.list_children(&missing, "subnets", NET).await.unwrap(),
+        None
+    );
+}

@@ -129,17 +129,26 @@ impl Answer {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
     /// The pause the service asks for: `retry-after-ms` or `x-ms-retry-after-ms` (milliseconds,
-    /// read first as Azure SDKs do), else `Retry-After` in seconds.
+    /// read first as Azure SDKs do), else `Retry-After` in seconds; at most
+    /// `MAX_RETRY_AFTER` (see there).
     fn retry_after(&self) -> Option<Duration> {
-        let number = |name| {
-            self.header(name)
-                .and_then(|v: &str| v.trim().parse::<u64>().ok())
-        };
-        number("retry-after-ms")
-            .or_else(|| number("x-ms-retry-after-ms"))
-            .map(Duration::from_millis)
-            .or_else(|| number("retry-after").map(Duration::from_secs))
+        retry_after_of(|name| self.header(name))
     }
+}
+
+/// The longest pause a `Retry-After` may impose. Azure asks for seconds to minutes; a larger
+/// value (a proxy's mistake, a hostile endpoint) must neither stall the subscription for days
+/// nor overflow the clock arithmetic of the poll schedule.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// `Answer::retry_after` over any header lookup.
+fn retry_after_of<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<Duration> {
+    let number = |name| header(name).and_then(|v: &str| v.trim().parse::<u64>().ok());
+    number("retry-after-ms")
+        .or_else(|| number("x-ms-retry-after-ms"))
+        .map(Duration::from_millis)
+        .or_else(|| number("retry-after").map(|s| Duration::from_secs(s.min(u64::from(u32::MAX)))))
+        .map(|asked| asked.min(MAX_RETRY_AFTER))
 }
 
 /// Which kept listing of a resource group a caller accepts (`ArmClient::list_group_recent`).
@@ -206,6 +215,9 @@ impl ArmClient {
             .timeout(config.request_timeout)
             .user_agent(config.user_agent.clone())
             .pool_idle_timeout(Duration::from_secs(90))
+            // The bearer token goes to the ARM endpoint and nowhere else: a redirect is
+            // answered as it came, never followed with the token.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AzureError::Invalid(e.to_string()))?;
         let permits = Semaphore::new(config.max_concurrency.max(1));
@@ -582,8 +594,8 @@ impl ArmClient {
         Ok(listing)
     }
 
-    /// Every top-level resource of a group, with `changedTime`: one read for a whole stamp.
-    /// `None` when the group does not exist.
+    /// Every top-level resource of a group, with `changedTime`: one read for a whole stamp
+    /// (one per page of a large group). `None` when the group does not exist.
     pub async fn list_group(
         &self,
         subscription: &str,
@@ -594,14 +606,70 @@ impl ArmClient {
             "{}{id}?api-version=2021-04-01&$expand=changedTime,provisioningState",
             self.config.endpoint
         );
-        let mut answer = self.send(Method::GET, &url, &id, None, None).await?;
-        match answer.status.as_u16() {
-            200 => Ok(Some(match answer.body["value"].take() {
-                Value::Array(entries) => entries,
-                _ => Vec::new(),
-            })),
-            404 => Ok(None),
-            _ => Err(self.error("GET", &id, &answer)),
+        self.list_pages(&id, url).await
+    }
+
+    /// The children of type `child_type` (`ruleCollectionGroups`) of `parent`: proxy children
+    /// no group listing shows. `None` when the parent does not exist.
+    pub async fn list_children(
+        &self,
+        parent: &str,
+        child_type: &str,
+        api_version: &str,
+    ) -> Result<Option<Vec<Value>>, AzureError> {
+        let id = format!("{parent}/{child_type}");
+        let url = self.url(&id, api_version);
+        self.list_pages(&id, url).await
+    }
+
+    /// Every entry of a collection, following `nextLink` page by page (each page a read from
+    /// the budget). ARM pages every list: "If a nextLink is returned, the client must follow
+    /// it to get the rest of the results" (Azure REST API guidelines, pagination); reading
+    /// only the first page would take whatever lies past it for absent.
+    async fn list_pages(&self, id: &str, first: String) -> Result<Option<Vec<Value>>, AzureError> {
+        let mut entries = Vec::new();
+        let mut next = Some(first);
+        while let Some(url) = next.take() {
+            self.on_endpoint(&url)?;
+            let mut answer = self.send(Method::GET, &url, id, None, None).await?;
+            match answer.status.as_u16() {
+                200 => {}
+                404 if entries.is_empty() => return Ok(None),
+                _ => return Err(self.error("GET", id, &answer)),
+            }
+            if let Value::Array(page) = answer.body["value"].take() {
+                entries.extend(page);
+            }
+            next = answer.body["nextLink"]
+                .as_str()
+                .filter(|link| !link.is_empty())
+                .map(str::to_string);
+        }
+        Ok(Some(entries))
+    }
+
+    /// `Ok` when `url` lies on the configured ARM endpoint (same scheme, host and port): the
+    /// only place the bearer token may go. A URL Azure handed us (a poll URL, a `nextLink`)
+    /// that points elsewhere is refused, not fetched.
+    fn on_endpoint(&self, url: &str) -> Result<(), AzureError> {
+        let origin = |raw: &str| {
+            reqwest::Url::parse(raw).ok().map(|u| {
+                (
+                    u.scheme().to_string(),
+                    u.host_str().map(str::to_ascii_lowercase),
+                    u.port_or_known_default(),
+                )
+            })
+        };
+        match (origin(url), origin(&self.config.endpoint)) {
+            (Some(asked), Some(ours)) if asked == ours => Ok(()),
+            _ => {
+                tracing::warn!(%url, endpoint = %self.config.endpoint, "refused to send the ARM token to a URL off the ARM endpoint");
+                Err(AzureError::Invalid(format!(
+                    "{url} is not on the ARM endpoint {}: not fetched with the operator's token",
+                    self.config.endpoint
+                )))
+            }
         }
     }
 
@@ -662,6 +730,9 @@ impl ArmClient {
     }
 
     async fn poll_once(&self, state: &LroState) -> Result<LroStatus, AzureError> {
+        // A poll URL persisted in an object's status can be rewritten by anyone allowed to
+        // patch that status: it is fetched with our token only on the ARM endpoint itself.
+        self.on_endpoint(&state.poll_url)?;
         let answer = self
             .send(Method::GET, &state.poll_url, &state.resource_id, None, None)
             .await?;
@@ -789,5 +860,34 @@ impl ArmClient {
             difference,
             outcome,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_prefers_milliseconds_and_is_clamped() {
+        let headers = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        };
+        assert_eq!(
+            retry_after_of(headers(&[("retry-after", "10"), ("retry-after-ms", "250")])),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_after_of(headers(&[("retry-after", "10")])),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            retry_after_of(headers(&[("retry-after", "18446744073709551615")])),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            retry_after_of(headers(&[("retry-after-ms", "18446744073709551615")])),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(retry_after_of(headers(&[("retry-after", "soon")])), None);
     }
 }

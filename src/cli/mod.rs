@@ -35,7 +35,7 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
         /// Scale of the realistic latency profile (1.0 = Azure's real durations, 0 = instant).
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, value_parser = seconds)]
         latency_factor: f64,
         /// Accept only `Authorization: Bearer <token>` (any bearer token when omitted).
         #[arg(long, env = "EMULATOR_TOKEN")]
@@ -44,6 +44,9 @@ pub enum Command {
         /// load balancers and Private Link Service).
         #[arg(long)]
         seed_examples: bool,
+        /// Entries per page of every list; more follow behind `nextLink`.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+        page_size: u16,
     },
     /// Derive the emulator's compact request schemas from Azure's REST API specs (prints JSON).
     DeriveEmulatorSchemas {
@@ -115,20 +118,20 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
     /// Seconds between looks while something provisions.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
     pub poll_seconds: f64,
     /// Seconds one reconcile waits for an operation before persisting it (and handing it to a
     /// watcher that reconciles the object again when it ends): short, so reconciles do not hold
     /// their slots while Azure works.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
     pub inline_wait_seconds: f64,
     /// Multiply the refill rates of ARM's request budget the operator paces itself by (only for an
     /// emulator whose time runs faster than Azure's, as in `make bench`).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
     pub arm_budget_scale: f64,
     /// Seconds between polls of one operation when Azure gives no Retry-After (one it gives is
     /// honoured).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = seconds)]
     pub min_poll_seconds: f64,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:8080")]
@@ -140,7 +143,7 @@ pub struct RunArgs {
     /// Seconds between status writes of one object when only progress detail moved (operations
     /// in flight, component conditions, outputs appearing one by one); what tools act on —
     /// phase, Ready, Reconciling, Stalled — is written at once.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
     pub progress_interval_seconds: f64,
     /// Reconciles running at once, of all kinds together; when more wait, the object with the
     /// longest chain of Azure work ahead of it goes first.
@@ -229,7 +232,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             latency_factor,
             token,
             seed_examples,
-        } => run_emulator(listen, latency_factor, token, seed_examples),
+            page_size,
+        } => run_emulator(listen, latency_factor, token, seed_examples, page_size),
     }
 }
 
@@ -238,6 +242,7 @@ fn run_emulator(
     latency_factor: f64,
     token: Option<String>,
     seed_examples: bool,
+    page_size: u16,
 ) -> Result<(), CliError> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| CliError::Output(e.to_string()))?;
     runtime.block_on(async {
@@ -247,6 +252,7 @@ fn run_emulator(
         let config = crate::emulator::EmulatorConfig {
             latency: crate::emulator::LatencyProfile::realistic(latency_factor),
             token,
+            page_size: usize::from(page_size),
             ..Default::default()
         };
         let emulator = crate::emulator::RunningEmulator::on(listener, config);
@@ -258,4 +264,52 @@ fn run_emulator(
         emulator.wait().await;
         Ok(())
     })
+}
+
+/// A number of seconds (or a scale) from the command line: finite, not negative, at most a
+/// million (so that it always makes a `Duration`: `Duration::from_secs_f64` panics on what is
+/// not).
+fn seconds(raw: &str) -> Result<f64, String> {
+    let value: f64 = raw
+        .parse()
+        .map_err(|e| format!("`{raw}` is not a number: {e}"))?;
+    if value.is_finite() && (0.0..=1e6).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("`{raw}` must be a finite number from 0 to 1000000"))
+    }
+}
+
+/// A scale that must be above zero (and finite, at most a million).
+fn positive_factor(raw: &str) -> Result<f64, String> {
+    match seconds(raw)? {
+        v if v > 0.0 => Ok(v),
+        _ => Err(format!("`{raw}` must be above 0")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_on_the_command_line_are_finite_or_refused() {
+        let run = |flag: &str, value: &str| {
+            Cli::try_parse_from(["stamp-operator", "run", flag, value]).map(|_| ())
+        };
+        assert!(run("--poll-seconds", "2.5").is_ok());
+        for bad in ["inf", "NaN", "-1", "1e300"] {
+            assert!(run("--poll-seconds", bad).is_err(), "--poll-seconds {bad}");
+            assert!(run("--inline-wait-seconds", bad).is_err());
+            assert!(run("--min-poll-seconds", bad).is_err());
+            assert!(run("--progress-interval-seconds", bad).is_err());
+        }
+        assert!(run("--arm-budget-scale", "0").is_err());
+        let emulator = |value: &str| {
+            Cli::try_parse_from(["stamp-operator", "emulator", "--latency-factor", value])
+                .map(|_| ())
+        };
+        assert!(emulator("0.01").is_ok());
+        assert!(emulator("inf").is_err());
+    }
 }

@@ -43,6 +43,26 @@ impl Reply {
         self.headers.push((name.to_string(), value.into()));
         self
     }
+
+    /// A list reply cut to the page `cursor` asks for, with `nextLink` when more follow.
+    fn paged(mut self, page_size: usize, cursor: &PageCursor) -> Reply {
+        let Some(Value::Array(all)) = self.body.as_mut().map(|b| b["value"].take()) else {
+            return self;
+        };
+        let total = all.len();
+        let end = cursor.skip.saturating_add(page_size.max(1)).min(total);
+        let page: Vec<Value> = all
+            .into_iter()
+            .skip(cursor.skip)
+            .take(end.saturating_sub(cursor.skip))
+            .collect();
+        let mut body = json!({ "value": page });
+        if end < total {
+            body["nextLink"] = json!(cursor.link(end));
+        }
+        self.body = Some(body);
+        self
+    }
 }
 
 impl From<ArmError> for Reply {
@@ -234,12 +254,26 @@ fn route(
             Target::GroupListing {
                 subscription,
                 resource_group,
-            } => list_group(world, subscription, resource_group),
+            } => list_group(world, subscription, resource_group).paged(
+                world.config.page_size,
+                &PageCursor::of(base, &path, parts.uri.query()),
+            ),
             Target::Collection {
                 subscription,
                 resource_group,
                 resource_type,
-            } => list_collection(world, subscription, resource_group, resource_type),
+                parent,
+            } => list_collection(
+                world,
+                subscription,
+                resource_group,
+                resource_type,
+                parent.as_deref(),
+            )
+            .paged(
+                world.config.page_size,
+                &PageCursor::of(base, &path, parts.uri.query()),
+            ),
             Target::Resource(p) => match parts.method {
                 Method::GET => get(world, p),
                 Method::PUT => put(
@@ -744,15 +778,57 @@ fn list_collection(
     subscription: &str,
     resource_group: &str,
     resource_type: &str,
+    parent: Option<&str>,
 ) -> Reply {
-    let prefix = format!("/subscriptions/{subscription}/resourcegroups/{resource_group}/")
-        .to_ascii_lowercase();
+    let prefix = match parent {
+        Some(parent) => {
+            // ARM answers 404 for the children of a parent that does not exist.
+            if !world.resources.contains_key(&parent.to_ascii_lowercase()) {
+                return ArmError::new(
+                    404,
+                    "ParentResourceNotFound",
+                    format!("Can not perform requested operation on nested resource. Parent resource '{parent}' not found."),
+                )
+                .into();
+            }
+            format!("{parent}/").to_ascii_lowercase()
+        }
+        None => format!("/subscriptions/{subscription}/resourcegroups/{resource_group}/")
+            .to_ascii_lowercase(),
+    };
     let value: Vec<Value> = world
         .under(&prefix)
         .filter(|(_, r)| r.resource_type.eq_ignore_ascii_case(resource_type))
         .map(|(_, r)| network::render(world, r))
         .collect();
     Reply::json(200, json!({ "value": value }))
+}
+
+/// Where a list request stands in its pages: how many entries earlier pages held (its
+/// `$skiptoken`), and the URL of the page after `n` entries.
+struct PageCursor {
+    skip: usize,
+    base: String,
+}
+
+impl PageCursor {
+    fn of(base: &str, path: &str, query: Option<&str>) -> PageCursor {
+        let kept: Vec<&str> = query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|kv| !kv.is_empty() && !kv.to_ascii_lowercase().starts_with("$skiptoken="))
+            .collect();
+        PageCursor {
+            skip: query_param(query, "$skiptoken")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            base: format!("{base}{path}?{}", kept.join("&")),
+        }
+    }
+
+    fn link(&self, n: usize) -> String {
+        format!("{}&$skiptoken={n}", self.base)
+    }
 }
 
 fn internal_endpoint(world: &mut World, method: &Method, path: &str, body: &Bytes) -> Reply {

@@ -53,11 +53,13 @@ pub enum Target {
         subscription: String,
         resource_group: String,
     },
-    /// `GET …/providers/{ns}/{type}`: a collection of one type in a group.
+    /// `GET …/providers/{ns}/{type}`: a collection of one type in a group; or
+    /// `GET {parent}/{childType}`: the children of one type of a resource (`parent` set).
     Collection {
         subscription: String,
         resource_group: String,
         resource_type: String,
+        parent: Option<String>,
     },
     /// An operation status (`Azure-AsyncOperation`) or result (`Location`) URL.
     Operation { id: String, result: bool },
@@ -123,14 +125,13 @@ pub fn parse(path: &str) -> Option<Target> {
             resource_type.push('/');
             resource_type.push_str(t);
         }
-        if rest.len() == 2 {
-            return Some(Target::Collection {
-                subscription,
-                resource_group,
-                resource_type,
-            });
-        }
-        return None; // child collections are not listed by the emulator
+        let parent = (rest.len() > 2).then(|| parts[..parts.len() - 1].join("/"));
+        return Some(Target::Collection {
+            subscription,
+            resource_group,
+            resource_type,
+            parent,
+        });
     }
     let mut resource_type = rest[0].to_string();
     for t in rest[1..].iter().step_by(2) {
@@ -180,6 +181,14 @@ mod tests {
             Some(Target::Operation { id: "abc".into(), result: false })
         );
         assert!(parse("/foo").is_none());
-        assert!(parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets").is_none());
+        assert_eq!(
+            parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets"),
+            Some(Target::Collection {
+                subscription: "s".into(),
+                resource_group: "rg".into(),
+                resource_type: "Microsoft.Network/virtualNetworks/subnets".into(),
+                parent: Some("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v".into()),
+            })
+        );
     }
 }

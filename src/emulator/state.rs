@@ -121,6 +121,10 @@ pub struct EmulatorConfig {
     pub throttle: ThrottleLimits,
     /// When set, only `Authorization: Bearer <token>` is accepted.
     pub token: Option<String>,
+    /// Entries per page of a list; more follow behind `nextLink`. ARM pages every list and
+    /// documents no page size a client may count on (resource listings are often 1000, many
+    /// network collections far fewer), so tests set it small to force several pages.
+    pub page_size: usize,
 }
 
 impl Default for EmulatorConfig {
@@ -129,6 +133,7 @@ impl Default for EmulatorConfig {
             latency: LatencyProfile::zero(),
             throttle: ThrottleLimits::default(),
             token: None,
+            page_size: 100,
         }
     }
 }

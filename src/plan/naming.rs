@@ -55,9 +55,17 @@ impl StampNames {
     pub fn firewall_public_ip(&self) -> String {
         format!("pip-{}-afw", self.key)
     }
-    /// Azure Firewall (Azure allows at most 56 characters; keys are at most 47).
+    /// Azure Firewall: at most 50 characters (Azure Firewall FAQ, "What are the naming
+    /// requirements"; DESIGN.md). Keys are at most 47, so the longest take the shorter prefix;
+    /// every name Azure ever accepted keeps its `afw-` (renaming a firewall would mean a second
+    /// one in the same AzureFirewallSubnet, which Azure refuses).
     pub fn firewall(&self) -> String {
-        format!("afw-{}", self.key)
+        let name = format!("afw-{}", self.key);
+        if name.len() <= 50 {
+            name
+        } else {
+            format!("fw-{}", self.key)
+        }
     }
     /// Firewall policy.
     pub fn firewall_policy(&self) -> String {
@@ -94,7 +102,11 @@ mod tests {
     #[test]
     fn longest_names_fit_azure_limits() {
         let names = StampNames::new(&"n".repeat(63), &"s".repeat(40));
-        assert!(names.firewall().len() <= 56, "{}", names.firewall());
+        assert!(names.firewall().len() <= 50, "{}", names.firewall());
+        assert_eq!(
+            StampNames::new("prod", "weu-blue").firewall(),
+            "afw-weu-blue-723cc3"
+        );
         assert!(names.nsg("private-endpoints").len() <= 80);
         assert!(names.resource_group().len() <= 90);
     }

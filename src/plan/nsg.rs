@@ -131,10 +131,14 @@ pub fn rules_for(role: SubnetRole, plan: &AddressPlan) -> Option<Vec<NsgRule>> {
                 .from(&own)
                 .to(&own),
             // Everything else leaves through the route table's 0.0.0.0/0 → firewall; the NSG
-            // only stops lateral movement to the rest of the VNet.
-            NsgRule::new("DenyVirtualNetworkOutbound", 4000, Outbound, false)
+            // only stops lateral movement to the rest of the VNet. By the VNet's own prefix,
+            // never the `VirtualNetwork` tag: the tag includes the prefixes of user-defined
+            // routes ("This tag might also contain default routes", Microsoft Learn, Virtual
+            // network service tags), so with 0.0.0.0/0 routed to the firewall it covers every
+            // address and would deny all egress before it reached the firewall.
+            NsgRule::new("DenyVnetOutbound", 4000, Outbound, false)
                 .from(&own)
-                .to("VirtualNetwork"),
+                .to(plan.space.to_string()),
         ],
         SubnetRole::Ingress => vec![
             NsgRule::new("AllowPrivateLinkNatInbound", 100, Inbound, true)
@@ -262,6 +266,24 @@ mod tests {
                 block(SubnetRole::Firewall, "10.0.8.128/26"),
                 block(SubnetRole::PrivateEndpoints, "10.0.8.0/25"),
             ],
+        }
+    }
+
+    #[test]
+    fn the_routed_app_subnet_denies_lateral_traffic_by_prefix_never_by_the_tag() {
+        let rules = rules_for(SubnetRole::App, &stamp_plan()).unwrap();
+        let denies: Vec<&NsgRule> = rules
+            .iter()
+            .filter(|r| !r.allow && r.direction == Direction::Outbound)
+            .collect();
+        assert!(!denies.is_empty());
+        for deny in denies {
+            assert_ne!(
+                deny.destination, "VirtualNetwork",
+                "{} would cover 0.0.0.0/0 once routed to the firewall",
+                deny.name
+            );
+            assert_eq!(deny.destination, "10.0.0.0/20");
         }
     }
 

@@ -49,7 +49,10 @@ pub struct InFlightOperation {
     pub resource_id: String,
     /// `Put` or `Delete`.
     pub kind: String,
-    /// URL to poll (`Azure-AsyncOperation` or `Location`).
+    /// URL to poll (`Azure-AsyncOperation` or `Location`). Only a URL on the operator's ARM
+    /// endpoint is ever polled (with the operator's token); this pattern is a second guard
+    /// against a status patched to point elsewhere.
+    #[schemars(pattern(r"^https?://[-a-zA-Z0-9.]+(:[0-9]+)?/subscriptions/"))]
     pub poll_url: String,
     /// Which header the URL came from: `AsyncOperation` or `Location`.
     pub poll_style: String,

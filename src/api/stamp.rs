@@ -415,7 +415,9 @@ pub struct PrivateLinkConnection {
     pub name: String,
     /// Pending, Approved, Rejected or Disconnected.
     pub state: String,
-    /// The request message the requester sent.
+    /// Never set: Front Door's request message is a secret (anyone who knew it could ask
+    /// for a connection that passes as Front Door's). Kept in the schema so that statuses
+    /// written by earlier versions stay valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_message: Option<String>,
 }

@@ -104,6 +104,8 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
             known: Default::default(),
             status_written: Default::default(),
             built: Default::default(),
+            group_owners: Default::default(),
+            request_messages: Default::default(),
             caches: Default::default(),
             wakeups: Default::default(),
             slots,

@@ -82,6 +82,14 @@ pub struct Convergence {
     /// Poll URLs of the operations of earlier passes that this pass polled and found running:
     /// their Retry-After did not tell their end, so their watchers poll (see `Wakeups::after`).
     pub polled: BTreeSet<String>,
+    /// Ids of what the owner created that left the spec, deleted by this pass (see
+    /// `lifecycle`).
+    pub removed: Vec<String>,
+    /// Ids of what left the spec that is still being deleted: the object is not converged
+    /// until they are gone.
+    pub removing: Vec<String>,
+    /// Why removing what left the spec failed.
+    pub removal_error: Option<String>,
 }
 
 impl Convergence {
@@ -98,6 +106,31 @@ impl Convergence {
         let waiting = !self.in_flight.is_empty() || self.awaits_required;
         let woken = !self.awaits_required || requirements_followed;
         waiting && woken && !self.held_by_others && self.terminal.is_empty()
+    }
+
+    /// Records that removing what left the spec failed: the object is held back until it
+    /// succeeds.
+    pub fn removal_failed(&mut self, why: String) {
+        self.held_by_others = true;
+        self.removal_error.get_or_insert(why);
+    }
+
+    /// The `Removal` condition: what left the spec and is still being removed.
+    pub fn removal_verdict(&self) -> super::conditions::Verdict {
+        use super::conditions::Verdict;
+        match (&self.removal_error, self.removing.as_slice()) {
+            (Some(why), _) => Verdict::not("Removal", "RemovalFailed", why.clone()),
+            (None, []) => Verdict::ok(
+                "Removal",
+                "NothingLeft",
+                "nothing the spec dropped is left in Azure",
+            ),
+            (None, ids) => Verdict::not(
+                "Removal",
+                "Removing",
+                format!("removing what left the spec: {}", ids.join(", ")),
+            ),
+        }
     }
 
     /// The live body of `id`.

@@ -359,9 +359,11 @@ async fn apply(
             ),
         }
     };
+    let removal = conv.removal_verdict();
     let verdicts = [
-        ready(std::slice::from_ref(&endpoints_verdict)),
+        ready(&[endpoints_verdict.clone(), removal.clone()]),
         endpoints_verdict,
+        removal,
     ];
     let all_ready = verdicts[0].ok;
     let converged = all_ready && conv.in_flight.is_empty();

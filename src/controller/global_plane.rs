@@ -106,7 +106,7 @@ pub fn origin_of(stamp: &Stamp) -> StampOriginStatus {
 async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> Result<Action> {
     let previous = global.status.clone().unwrap_or_default();
     let generation = global.metadata.generation;
-    let plan = match plan_for(ctx, global).await? {
+    let mut plan = match plan_for(ctx, global).await? {
         Ok(plan) => plan,
         Err(message) => {
             let verdict = Verdict::not("FrontDoor", "InvalidSpec", message);
@@ -124,6 +124,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
     };
     let stamps = stamps_of(ctx, &global.name_any()).await?;
     let origins = origins(&stamps);
+    ctx.observe_foreign_groups(&mut plan.graph, global).await?;
     let freshness = ctx
         .freshness(global, &plan.graph, Settled::of(generation, &previous))
         .await;
@@ -153,6 +154,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
         conv.verdict("Waf", &[Component::Waf]),
         conv.verdict("PrivateDns", &[Component::PrivateDns]),
         conv.verdict("OperationsNetworks", &[Component::OperationsNetwork]),
+        conv.removal_verdict(),
     ];
     let all = ready(&components);
     let converged = all.ok && conv.in_flight.is_empty();
@@ -238,9 +240,10 @@ async fn cleanup(global: &GlobalPlane, ctx: &Context) -> Result<Action> {
             global.name_any()
         )));
     }
-    let Ok(plan) = plan_for(ctx, global).await? else {
+    let Ok(mut plan) = plan_for(ctx, global).await? else {
         return Ok(Action::await_change());
     };
+    ctx.observe_foreign_groups(&mut plan.graph, global).await?;
     if tear_down(&ctx.arm, &plan.graph, |_| true, ctx.settings.inline_wait).await? {
         Ok(Action::await_change())
     } else {

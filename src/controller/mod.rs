@@ -9,6 +9,7 @@ pub mod error;
 pub mod follow;
 pub mod global_plane;
 pub mod leader;
+pub mod lifecycle;
 pub mod metrics;
 pub mod serve;
 pub mod slots;
@@ -113,6 +114,12 @@ pub struct Context {
     pub built: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The reconcile slots, most urgent object first.
     pub slots: slots::PassSlots,
+    /// Each stamp's secret private-link request message, as read back from its origin or
+    /// generated (see `stamp::request_message`).
+    pub request_messages: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Resource groups found to exist before the operator, which it observes and never writes
+    /// or deletes, and groups found to be its own (see `lifecycle::GroupOwners`).
+    pub group_owners: lifecycle::GroupOwners,
 }
 
 /// The watch caches of the kinds the reconcilers look across.
@@ -716,6 +723,18 @@ where
 }
 
 impl Context {
+    /// Observes, rather than manages, the resource groups of `graph` that existed before the
+    /// operator (see `lifecycle::observe_foreign_groups`).
+    pub async fn observe_foreign_groups<K: Resource<DynamicType = ()>>(
+        &self,
+        graph: &mut crate::plan::DesiredGraph,
+        obj: &K,
+    ) -> Result<()> {
+        lifecycle::observe_foreign_groups(&self.arm, &self.group_owners, graph, &owner_of(obj))
+            .await
+            .map_err(Error::from)
+    }
+
     /// One convergence pass over `graph` for `obj`, resuming the operations
     /// `in_flight` in status and skipping the reads the last passes and the listing `freshness`
     /// saw made unnecessary. What it learns is kept until the object converges; when it ended,
@@ -741,7 +760,7 @@ impl Context {
         };
         let mut known = converge::Known::new(previous, listing, age);
         let in_flight = known.unfinished(resume(in_flight));
-        let pass = converge::converge(
+        let mut pass = converge::converge(
             &self.arm,
             graph,
             &in_flight,
@@ -751,7 +770,28 @@ impl Context {
             &known,
         )
         .await;
-        let converged = pass.complete(graph) && pass.in_flight.is_empty();
+        // A full pass that built everything the spec wants also removes what the spec no
+        // longer wants; a verified resync (nothing moved) has nothing new to remove.
+        let full = matches!(freshness, converge::Freshness::Stale(_));
+        if mode == converge::Mode::Manage
+            && full
+            && pass.complete(graph)
+            && pass.in_flight.is_empty()
+        {
+            lifecycle::collect_garbage(
+                &self.arm,
+                graph,
+                &owner_of(obj),
+                age,
+                self.settings.inline_wait,
+                &mut pass,
+            )
+            .await;
+        }
+        let converged = pass.complete(graph)
+            && pass.in_flight.is_empty()
+            && pass.removing.is_empty()
+            && pass.removal_error.is_none();
         known.learn(graph, &pass);
         known.saw_end(&in_flight, &pass);
         known.left_running(&pass);
@@ -762,6 +802,15 @@ impl Context {
         self.wakeups
             .after(&self.arm, obj, &pass.in_flight, &pass.started, &pass.polled);
         pass
+    }
+
+    /// The stamps' request messages (see `request_messages`).
+    pub fn request_messages(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.request_messages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn known(
@@ -775,6 +824,7 @@ impl Context {
     /// Forgets what the passes of `key` learned (it was deleted).
     pub fn forget(&self, key: &str) {
         self.known().remove(key);
+        self.request_messages().remove(key);
         self.slots.forget(key);
         self.written_status().remove(key);
         self.built_lock().remove(key);
@@ -1024,6 +1074,15 @@ impl Context {
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         })
     }
+}
+
+/// The owner tag value of what `obj` creates.
+pub fn owner_of<K: Resource<DynamicType = ()>>(obj: &K) -> crate::plan::Owner {
+    crate::plan::Owner::new(
+        &K::kind(&()),
+        obj.meta().namespace.as_deref(),
+        obj.meta().name.as_deref().unwrap_or_default(),
+    )
 }
 
 /// Operations to persist in status.

@@ -9,15 +9,18 @@ use serde_json::{json, Value};
 
 use super::conditions::{merge, ready, Verdict};
 use super::converge::{tear_down, Convergence, Freshness, Mode};
+use super::lifecycle;
 use super::{next_look, persist, write_status, Context, Error, Progress, Result, Settled};
 use crate::api::{
     ApprovalMode, DeletionPolicy, GlobalPlane, HasConditions, PlannedSubnet, PrivateLinkConnection,
-    Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
+    PrivateLinkServiceMode, Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
 };
 use crate::azure::PutOutcome;
+use crate::plan::approval::{self, ApprovalPolicy, Connection, Decision};
 use crate::plan::endpoints::zones_needed;
 use crate::plan::{
-    plan_stamp, Component, GlobalPlaneInput, StampInput, StampObservations, StampPlan, SubnetRole,
+    plan_stamp, Component, GlobalPlaneInput, ResourceKind, StampInput, StampObservations,
+    StampPlan, SubnetRole,
 };
 
 /// Entry point of the controller.
@@ -84,51 +87,104 @@ pub async fn plan_for(
         )));
     };
     let zones = zones(ctx, &ns, &name, &stamp.spec.region).await?;
-    let seen = StampObservations {
-        firewall_private_ip: stamp
-            .status
-            .as_ref()
-            .and_then(|s| s.outputs.as_ref())
-            .and_then(|o| o.firewall_private_ip.as_deref())
-            .and_then(|ip| ip.parse().ok()),
-    };
+    let firewall_private_ip = stamp
+        .status
+        .as_ref()
+        .and_then(|s| s.outputs.as_ref())
+        .and_then(|o| o.firewall_private_ip.as_deref())
+        .and_then(|ip| ip.parse().ok());
     let global_input = GlobalPlaneInput {
         name: &stamp.spec.global_plane_ref.name,
         spec: &global.spec,
     };
-    Ok(
-        match plan_stamp(
-            StampInput {
-                namespace: &ns,
-                name: &name,
-                spec: &stamp.spec,
-            },
-            global_input,
-            &zones,
-            &seen,
-        ) {
-            Ok(plan) => Ok((plan, global)),
-            Err(e) => Err(Verdict::not("AddressPlan", "InvalidSpec", e.to_string())),
+    let input = StampInput {
+        namespace: &ns,
+        name: &name,
+        spec: &stamp.spec,
+    };
+    let plan_with = |request_message: Option<String>| {
+        let seen = StampObservations {
+            firewall_private_ip,
+            request_message,
+        };
+        plan_stamp(input, global_input, &zones, &seen)
+    };
+    let key = super::backoff_key(stamp);
+    let known_message = ctx.request_messages().get(&key).cloned();
+    let plan = match known_message {
+        Some(message) => plan_with(Some(message)),
+        // The origin's id comes from the plan; the message it carries decides the plan's.
+        None => match plan_with(None) {
+            Ok(first) => {
+                let message = request_message(ctx, &first.front_door_origin).await?;
+                ctx.request_messages().insert(key, message.clone());
+                plan_with(Some(message))
+            }
+            Err(e) => Err(e),
         },
-    )
+    };
+    Ok(match plan {
+        Ok(plan) => Ok((plan, global)),
+        Err(e) => Err(Verdict::not("AddressPlan", "InvalidSpec", e.to_string())),
+    })
 }
 
-/// The description written when deciding about a connection.
-fn approval_note(decision: &str, request_message: &str) -> String {
-    format!("{decision} by stamp-operator: {request_message}")
+/// The stamp's secret request message: the one its origin in Azure already carries, if this
+/// operator generated it, so that a restart keeps it; otherwise 128 fresh random bits (a v4
+/// UUID's, from the system's CSPRNG). It is kept only in Azure (the origin, and the connection
+/// Front Door opens) and in this process, never in status or logs.
+async fn request_message(ctx: &Context, origin: &crate::plan::ArmId) -> Result<String> {
+    let live = ctx
+        .arm
+        .get(origin.as_str(), ResourceKind::FrontDoorOrigin.api_version())
+        .await?;
+    let kept = live.and_then(|l| {
+        l.body
+            .pointer("/properties/sharedPrivateLinkResource/requestMessage")
+            .and_then(Value::as_str)
+            .filter(|m| approval::is_generated_message(m))
+            .map(str::to_string)
+    });
+    Ok(kept
+        .unwrap_or_else(|| approval::request_message(&uuid::Uuid::new_v4().simple().to_string())))
 }
 
-/// Decides about the connections on the stamp's Private Link Service; approves or rejects as the
-/// GlobalPlane's policy says (when writes are allowed) and reports Front Door's connection. A
-/// decision written is recorded in `conv` as this operator's own change.
+/// The connections on a Private Link Service's live body.
+fn connections_of(pls: &Value) -> Vec<Connection> {
+    let text = |c: &Value, pointer: &str| {
+        c.pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    pls.pointer("/properties/privateEndpointConnections")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| Connection {
+            id: text(c, "/id"),
+            name: text(c, "/name"),
+            state: text(c, "/properties/privateLinkServiceConnectionState/status"),
+            description: text(
+                c,
+                "/properties/privateLinkServiceConnectionState/description",
+            ),
+        })
+        .collect()
+}
+
+/// Identifies Front Door's connection on the stamp's Private Link Service, approves or rejects
+/// as the GlobalPlane's policy says (when writes are allowed), and reports. A decision written
+/// is recorded in `conv` as this operator's own change.
 async fn private_link(
     ctx: &Context,
+    stamp: &Stamp,
     plan: &StampPlan,
     global: &GlobalPlane,
     conv: &mut Convergence,
     mode: Mode,
 ) -> (Verdict, Option<PrivateLinkConnection>) {
-    let Some(pls) = conv.live_of(plan.private_link_service.as_str()) else {
+    let Some(cached) = conv.live_of(plan.private_link_service.as_str()).cloned() else {
         return (
             Verdict::not(
                 "PrivateLinkApproved",
@@ -138,70 +194,163 @@ async fn private_link(
             None,
         );
     };
-    let connections = pls
-        .pointer("/properties/privateEndpointConnections")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     let policy = &global.spec.private_link_approval;
-    let mut ours = None;
-    for c in connections {
-        let id = c["id"].as_str().unwrap_or_default().to_string();
-        let state = c
-            .pointer("/properties/privateLinkServiceConnectionState/status")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let message = c
-            .pointer("/properties/privateLinkServiceConnectionState/description")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        // A connection is ours when it carries our request message, or the note we wrote when
-        // approving it (approval replaces the description; the note repeats the message so the
-        // connection stays recognisable from Azure alone, whatever our cached status says).
-        let expected = message == plan.request_message
-            || message == approval_note("Approved", &plan.request_message);
-        let decision = match (state.as_str(), expected, policy.mode, policy.unexpected) {
-            ("Pending", true, ApprovalMode::ApproveMatching, _) => Some("Approved"),
-            ("Pending", false, _, UnexpectedConnectionAction::Reject) => Some("Rejected"),
-            _ => None,
-        };
-        let mut final_state = state.clone();
-        if let (Some(decision), Mode::Manage) = (decision, mode) {
-            let body = json!({ "properties": { "privateLinkServiceConnectionState": { "status": decision, "description": approval_note(decision, &plan.request_message), "actionsRequired": "None" } } });
-            if let Ok(PutOutcome::Started(op)) = ctx.arm.put(&id, "2024-05-01", &body, None).await {
-                let _ = tokio::time::timeout(ctx.settings.inline_wait, ctx.arm.wait(&op)).await;
+    let created = stamp.spec.ingress.private_link_service.mode == PrivateLinkServiceMode::Create;
+    let approval_policy = ApprovalPolicy {
+        approve: policy.mode == ApprovalMode::ApproveMatching && mode == Mode::Manage,
+        reject_others: created
+            && policy.unexpected == UnexpectedConnectionAction::Reject
+            && mode == Mode::Manage,
+    };
+    let owner = super::owner_of(stamp);
+    let remembered = stamp
+        .status
+        .as_ref()
+        .and_then(|s| s.private_link_connection.as_ref())
+        .map(|c| c.name.clone());
+    let judge = |pls: &Value| {
+        approval::assess(
+            &connections_of(pls),
+            &plan.request_message,
+            remembered.as_deref(),
+            owner.as_str(),
+            approval_policy,
+        )
+    };
+    let mut assessment = judge(&cached);
+    // Front Door opens its connection minutes after the origin is written: until one is
+    // approved, what a pass remembered of the service is read again.
+    if assessment
+        .ours
+        .as_ref()
+        .is_none_or(|c| c.state != "Approved")
+    {
+        match ctx
+            .arm
+            .get(
+                plan.private_link_service.as_str(),
+                ResourceKind::PrivateLinkService.api_version(),
+            )
+            .await
+        {
+            Ok(Some(fresh)) => assessment = judge(&fresh.body),
+            Ok(None) => {}
+            Err(e) => {
+                return (
+                    Verdict::not("PrivateLinkApproved", "AzureError", e.to_string()),
+                    None,
+                )
             }
-            conv.touched.insert(id.to_ascii_lowercase());
-            final_state = decision.to_string();
-        }
-        if expected {
-            ours = Some(PrivateLinkConnection {
-                name: id.rsplit('/').next().unwrap_or_default().to_string(),
-                state: final_state,
-                request_message: Some(plan.request_message.clone()),
-            });
         }
     }
-    let verdict = match &ours {
-        Some(c) if c.state == "Approved" => Verdict::ok(
-            "PrivateLinkApproved",
+    let mut ours = assessment.ours.clone();
+    let mut failure = None;
+    for decision in &assessment.decisions {
+        let (id, word) = match decision {
+            Decision::Approve(id) => (id, "Approved"),
+            Decision::Reject(id) => (id, "Rejected"),
+        };
+        match decide(ctx, id, word, owner.as_str()).await {
+            Ok(()) => {
+                conv.touched.insert(id.to_ascii_lowercase());
+                if let Some(c) = ours.as_mut().filter(|c| &c.id == id) {
+                    c.state = word.to_string();
+                }
+            }
+            Err(e) => {
+                failure.get_or_insert(format!("{word} of {id} failed: {e}"));
+            }
+        }
+    }
+    let verdict = approval_verdict(ours.as_ref(), &assessment.impostors, failure);
+    let told_before = stamp
+        .status
+        .as_ref()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "PrivateLinkApproved")
+        })
+        .is_some_and(|c| c.message == verdict.message);
+    if !assessment.impostors.is_empty() && !told_before {
+        super::announce(
+            ctx,
+            stamp,
+            true,
+            "UnexpectedRequester",
+            format!(
+                "connection(s) {} on the stamp's Private Link Service carry its secret request message but are not Front Door's: not approved",
+                assessment.impostors.join(", ")
+            ),
+        )
+        .await;
+    }
+    let connection = ours.map(|c| PrivateLinkConnection {
+        name: c.name,
+        state: c.state,
+        request_message: None,
+    });
+    (verdict, connection)
+}
+
+/// Approves or rejects one connection. Azure answers 200 at once (the operation is
+/// synchronous: privateLinkService.json, `PrivateLinkServices_UpdatePrivateEndpointConnection`
+/// has no `x-ms-long-running-operation`); a 201/202 with an operation is waited for all the same.
+async fn decide(ctx: &Context, id: &str, word: &str, owner: &str) -> Result<()> {
+    let body = json!({ "properties": { "privateLinkServiceConnectionState": {
+        "status": word,
+        "description": approval::decision_note(word, owner),
+        "actionsRequired": "None"
+    } } });
+    let api_version = ResourceKind::PrivateLinkService.api_version();
+    if let PutOutcome::Started(op) = ctx.arm.put(id, api_version, &body, None).await? {
+        ctx.arm.wait(&op).await?;
+    }
+    Ok(())
+}
+
+/// The `PrivateLinkApproved` condition.
+fn approval_verdict(
+    ours: Option<&Connection>,
+    impostors: &[String],
+    failure: Option<String>,
+) -> Verdict {
+    const KIND: &str = "PrivateLinkApproved";
+    match (ours, failure) {
+        (_, Some(why)) => Verdict::not(KIND, "ApprovalFailed", why),
+        (Some(c), None) if c.state == "Approved" && impostors.is_empty() => Verdict::ok(
+            KIND,
             "Approved",
             format!("Front Door's connection {} is approved", c.name),
         ),
-        Some(c) => Verdict::not(
-            "PrivateLinkApproved",
+        (Some(c), None) if c.state == "Approved" => Verdict::ok(
+            KIND,
+            "ApprovedWithUnexpectedRequesters",
+            format!(
+                "Front Door's connection {} is approved; {} also used the stamp's secret request message and were not approved",
+                c.name,
+                impostors.join(", ")
+            ),
+        ),
+        (Some(c), None) => Verdict::not(
+            KIND,
             &c.state,
             format!("Front Door's connection {} is {}", c.name, c.state),
         ),
-        None => Verdict::not(
-            "PrivateLinkApproved",
+        (None, None) if !impostors.is_empty() => Verdict::not(
+            KIND,
+            "UnexpectedRequesters",
+            format!(
+                "{} requested a connection with the stamp's secret request message: which is Front Door's cannot be told, so none is approved",
+                impostors.join(", ")
+            ),
+        ),
+        (None, None) => Verdict::not(
+            KIND,
             "Pending",
             "no connection from this GlobalPlane's Front Door yet",
         ),
-    };
-    (verdict, ours)
+    }
 }
 
 /// Whether anything public appeared that the design forbids.
@@ -253,6 +402,25 @@ fn isolation(plan: &StampPlan, conv: &Convergence, firewall_ip: Option<&str>) ->
                 format!("the default route points to {hop}, not the firewall {ip}"),
             );
         }
+    }
+    // A rule collection group the spec dropped still allows what it allowed until it is gone.
+    if let Some(rules) = conv
+        .removing
+        .iter()
+        .find(|id| id.to_ascii_lowercase().contains("/rulecollectiongroups/"))
+    {
+        return Verdict::not(
+            "NetworkIsolated",
+            "RulesBeingRemoved",
+            format!("the firewall still allows what {rules} allows, which the spec dropped"),
+        );
+    }
+    if conv.removal_error.is_some() {
+        return Verdict::not(
+            "NetworkIsolated",
+            "RemovalFailed",
+            "what the spec dropped could not be removed, so the firewall may allow more than the spec says",
+        );
     }
     Verdict::ok(
         "NetworkIsolated",
@@ -306,7 +474,7 @@ fn outputs(plan: &StampPlan, conv: &Convergence) -> StampOutputs {
 async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action> {
     let previous = stamp.status.clone().unwrap_or_default();
     let generation = stamp.metadata.generation;
-    let (plan, global) = match plan_for(ctx, stamp).await? {
+    let (mut plan, global) = match plan_for(ctx, stamp).await? {
         Ok(found) => found,
         Err(verdict) => {
             let (phase, conditions, next) =
@@ -321,6 +489,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
             return Ok(next);
         }
     };
+    ctx.observe_foreign_groups(&mut plan.graph, stamp).await?;
     let freshness = ctx
         .freshness(stamp, &plan.graph, Settled::of(generation, &previous))
         .await;
@@ -342,7 +511,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         .await;
         tracing::info!(stamp = %stamp.name_any(), %repaired, "repaired drift");
     }
-    let (approval, connection) = private_link(ctx, &plan, &global, &mut conv, mode).await;
+    let (approval, connection) = private_link(ctx, stamp, &plan, &global, &mut conv, mode).await;
     let outputs = outputs(&plan, &conv);
     let mut components = vec![
         Verdict::ok(
@@ -361,6 +530,7 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         conv.verdict("FrontDoorOrigin", &[Component::FrontDoorOrigin]),
         approval,
         isolation(&plan, &conv, outputs.firewall_private_ip.as_deref()),
+        conv.removal_verdict(),
     ];
     if mode == Mode::Observe {
         let why = if stamp.spec.paused {
@@ -544,6 +714,78 @@ async fn drain(
     Ok(ctx.settings.drain.checked_sub(elapsed))
 }
 
+/// Whether a listing entry is a private endpoint one of `stamp`'s sets created in it.
+fn endpoint_of(entry: &Value, stamp: &Stamp) -> bool {
+    let stamp_tag = format!(
+        "{}/{}",
+        stamp.namespace().unwrap_or_default(),
+        stamp.name_any()
+    );
+    entry["type"]
+        .as_str()
+        .is_some_and(|t| t.eq_ignore_ascii_case(ResourceKind::PrivateEndpoint.arm_type()))
+        && entry["tags"]["missioncritical.dev/stamp"].as_str() == Some(stamp_tag.as_str())
+}
+
+/// Deletes a stamp that can no longer be planned (its GlobalPlane deleted first with
+/// `deletionPolicy: Orphan`, or now refusing it) from what its status recorded: its origin
+/// in Front Door, then what it created in its resource group. Nothing is left behind silently:
+/// without a record of where it lived, deletion stops and says so.
+async fn cleanup_unplanned(
+    api: &Api<Stamp>,
+    stamp: &Stamp,
+    ctx: &Context,
+    status: StampStatus,
+) -> Result<Action> {
+    let outputs = status.outputs.clone().unwrap_or_default();
+    let Some(group) = outputs
+        .resource_group_id
+        .as_deref()
+        .and_then(|id| crate::plan::ArmId::parse_group("status.outputs.resourceGroupId", id).ok())
+    else {
+        return Err(Error::InProgress(format!(
+            "stamp {} cannot be planned and its status records no resource group: delete what it created by hand, then remove the finalizer",
+            stamp.name_any()
+        )));
+    };
+    let wait = ctx.settings.inline_wait;
+    let origin_gone = match outputs.front_door_origin_id.as_deref() {
+        Some(origin) => matches!(
+            ctx.arm
+                .delete(origin, ResourceKind::FrontDoorOrigin.api_version())
+                .await?,
+            crate::azure::DeleteOutcome::Gone
+        ),
+        None => true,
+    };
+    let owner = super::owner_of(stamp);
+    let gone = origin_gone
+        && lifecycle::remove_listed(&ctx.arm, &group, |e| endpoint_of(e, stamp), wait).await?
+        && lifecycle::remove_owned(&ctx.arm, &group, &owner, wait).await?;
+    if gone {
+        return Ok(Action::await_change());
+    }
+    let deleting = StampStatus {
+        phase: Some("Deleting".into()),
+        ..status
+    };
+    write_status(api, stamp, &deleting).await?;
+    Err(Error::InProgress(format!(
+        "deleting stamp {} from what its status recorded",
+        stamp.name_any()
+    )))
+}
+
+/// Whether the stamp's resource group is its own (created by this operator for it), so that
+/// deleting it takes everything in it along. A group named in the spec, or one that existed
+/// before, is only observed: then only what the stamp created in it is deleted.
+fn owns_group(plan: &StampPlan) -> bool {
+    plan.graph.resources.iter().any(|r| {
+        r.kind == crate::plan::ResourceKind::ResourceGroup
+            && r.ownership == crate::plan::Ownership::Managed
+    })
+}
+
 async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action> {
     ctx.forget(&super::backoff_key(stamp));
     let status = stamp.status.clone().unwrap_or_default();
@@ -553,11 +795,10 @@ async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Actio
     if stamp.spec.deletion_policy == DeletionPolicy::Orphan || created_nothing || writes_off {
         return Ok(Action::await_change());
     }
-    let Ok((plan, _)) = plan_for(ctx, stamp).await? else {
-        // Without a plan there is nothing we can identify safely; leave Azure as it is.
-        tracing::warn!(stamp = %stamp.name_any(), "deleting a stamp that cannot be planned: Azure resources are left in place");
-        return Ok(Action::await_change());
+    let Ok((mut plan, _)) = plan_for(ctx, stamp).await? else {
+        return cleanup_unplanned(api, stamp, ctx, status).await;
     };
+    ctx.observe_foreign_groups(&mut plan.graph, stamp).await?;
     if let Some(left) = drain(api, stamp, ctx, &plan, &status).await? {
         return Err(Error::InProgress(format!(
             "draining Front Door's origin for stamp {}: {}s left",
@@ -575,8 +816,9 @@ async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Actio
         wait,
     )
     .await?;
+    let owner = super::owner_of(stamp);
     let rest_gone = origin_gone
-        && if plan.owns_resource_group {
+        && if owns_group(&plan) {
             tear_down(
                 &ctx.arm,
                 &plan.graph,
@@ -585,7 +827,18 @@ async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Actio
             )
             .await?
         } else {
-            tear_down(&ctx.arm, &plan.graph, |_| true, wait).await?
+            // In a group it does not own, the stamp deletes its sets' private endpoints first:
+            // Kubernetes collects the sets only after the stamp is gone, and Azure refuses to
+            // delete a VNet whose subnet still holds them (`InUseSubnetCannotBeDeleted`).
+            lifecycle::remove_listed(
+                &ctx.arm,
+                &plan.resource_group,
+                |e| endpoint_of(e, stamp),
+                wait,
+            )
+            .await?
+                && tear_down(&ctx.arm, &plan.graph, |_| true, wait).await?
+                && lifecycle::remove_owned(&ctx.arm, &plan.resource_group, &owner, wait).await?
         };
     if rest_gone {
         Ok(Action::await_change())

@@ -52,6 +52,25 @@ impl ArmId {
         Ok(ArmId(raw.to_string()))
     }
 
+    /// Parses a resource group's id (`/subscriptions/<id>/resourceGroups/<group>`).
+    pub fn parse_group(field: &str, raw: &str) -> PlanResult<ArmId> {
+        let parts: Vec<&str> = raw.split('/').collect();
+        match parts.as_slice() {
+            ["", subscriptions, sub, groups, group]
+                if subscriptions.eq_ignore_ascii_case("subscriptions")
+                    && groups.eq_ignore_ascii_case("resourceGroups")
+                    && !sub.is_empty()
+                    && !group.is_empty() =>
+            {
+                Ok(ArmId::resource_group(sub, group))
+            }
+            _ => Err(PlanError::new(
+                field,
+                format!("`{raw}` is not a resource group id (/subscriptions/<id>/resourceGroups/<group>)"),
+            )),
+        }
+    }
+
     /// The id as a string.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -162,6 +181,20 @@ mod tests {
             .child("origins", "o")
             .listed_in_group());
         assert!(!ArmId::resource_group("s", "rg").listed_in_group());
+    }
+
+    #[test]
+    fn group_ids_parse_and_nothing_else_does() {
+        let g = ArmId::parse_group("f", "/subscriptions/s/resourceGroups/rg").unwrap();
+        assert_eq!((g.subscription(), g.resource_group_name()), ("s", "rg"));
+        for bad in [
+            "",
+            "/subscriptions/s/resourceGroups/",
+            "/subscriptions//resourceGroups/rg",
+            "/subscriptions/s/resourceGroups/rg/providers/A.B/c/d",
+        ] {
+            assert!(ArmId::parse_group("f", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::error::{PlanError, PlanResult};
 use super::graph::{Component, DesiredGraph, DesiredResource, ResourceKind};
 use super::naming::short_hash;
 use super::network::{zone_group_body, ZoneHome};
+use super::owner::Owner;
 use crate::api::{EndpointSpec, PrivateEndpointSetSpec};
 
 /// Namespace, name and spec of a PrivateEndpointSet.
@@ -204,7 +205,7 @@ pub fn plan_endpoint_set(
                 Component::PrivateEndpoints,
                 json!({
                     "location": host.region,
-                    "tags": host.tags,
+                    "tags": Owner::endpoint_set(set.namespace, set.name).tagged(host.tags.clone()),
                     "properties": {
                         "subnet": { "id": subnet_id },
                         "customNetworkInterfaceName": format!("nic-{pe_name}"),

@@ -11,6 +11,7 @@ use super::graph::{Component, DesiredGraph, DesiredResource, ResourceKind};
 use super::naming::alphanumeric;
 use super::network::{private_dns_resources, virtual_network_body, SubnetAttachments, ZoneHome};
 use super::nsg::{nsg_body, rules_for};
+use super::owner::Owner;
 use crate::api::{
     ForwardingProtocol, FrontDoorSku, GlobalPlaneSpec, ManagedRuleSetAction, OperationsNetworkSpec,
     PrivateDnsMode, ProbeMethod, ProbeProtocol, WafMode,
@@ -73,12 +74,6 @@ impl GlobalIds {
             profile,
         }
     }
-}
-
-/// The request message the GlobalPlane's origins send with a private-link connection; the stamp
-/// approves only a Pending connection that carries exactly this.
-pub fn private_link_request_message(global: &str, namespace: &str, stamp: &str) -> String {
-    format!("missioncritical.dev/globalplane={global} stamp={namespace}/{stamp}")
 }
 
 /// One operations network, planned.
@@ -145,7 +140,9 @@ pub fn zone_home(spec: &GlobalPlaneSpec, vnet_resource_group: &ArmId) -> PlanRes
 }
 
 fn tags(global: &str) -> Value {
-    json!({ "managed-by": "stamp-operator", "missioncritical.dev/global-plane": global })
+    Owner::global_plane(global).tagged(
+        json!({ "managed-by": "stamp-operator", "missioncritical.dev/global-plane": global }),
+    )
 }
 
 /// Plans a GlobalPlane. `ops_zones` holds, per operations-network region, the private DNS zones

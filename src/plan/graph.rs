@@ -52,6 +52,30 @@ pub enum ResourceKind {
     FrontDoorSecurityPolicy,
 }
 
+/// Every kind, for looking one up by its ARM type.
+pub const ALL_KINDS: [ResourceKind; 20] = [
+    ResourceKind::ResourceGroup,
+    ResourceKind::VirtualNetwork,
+    ResourceKind::NetworkSecurityGroup,
+    ResourceKind::RouteTable,
+    ResourceKind::PublicIpAddress,
+    ResourceKind::FirewallPolicy,
+    ResourceKind::RuleCollectionGroup,
+    ResourceKind::AzureFirewall,
+    ResourceKind::PrivateLinkService,
+    ResourceKind::PrivateEndpoint,
+    ResourceKind::PrivateDnsZoneGroup,
+    ResourceKind::PrivateDnsZone,
+    ResourceKind::VirtualNetworkLink,
+    ResourceKind::WafPolicy,
+    ResourceKind::FrontDoorProfile,
+    ResourceKind::FrontDoorEndpoint,
+    ResourceKind::FrontDoorOriginGroup,
+    ResourceKind::FrontDoorOrigin,
+    ResourceKind::FrontDoorRoute,
+    ResourceKind::FrontDoorSecurityPolicy,
+];
+
 impl ResourceKind {
     /// ARM resource type.
     pub fn arm_type(self) -> &'static str {

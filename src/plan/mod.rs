@@ -4,6 +4,7 @@
 //! reason; none panics on user input.
 
 pub mod address;
+pub mod approval;
 pub mod arm_id;
 pub mod bundle;
 pub mod dns;
@@ -15,6 +16,7 @@ pub mod graph;
 pub mod naming;
 pub mod network;
 pub mod nsg;
+pub mod owner;
 pub mod stamp;
 
 pub use address::{AddressPlan, SubnetBlock, SubnetRole};
@@ -24,4 +26,5 @@ pub use endpoints::{plan_endpoint_set, EndpointHost, EndpointSetInput, EndpointS
 pub use error::{PlanError, PlanResult};
 pub use global::{plan_global_plane, GlobalIds, GlobalPlaneInput, GlobalPlanePlan};
 pub use graph::{Component, DesiredGraph, DesiredResource, Ownership, ResourceKind};
+pub use owner::{removal_rank, Owner, OWNER_TAG};
 pub use stamp::{plan_stamp, StampInput, StampObservations, StampPlan};

@@ -1,0 +1,382 @@
+//! Trust boundaries end to end (real API server, the chart's RBAC, the emulator): only Front
+//! Door's private-link connection is approved, a failed approval is told, and the operator's
+//! token goes only to the ARM endpoint.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use stamp_operator::azure::PutOutcome;
+use stamp_operator::emulator::{FaultAction, FaultRule};
+use support::operator::Operator;
+use support::stage::{json_of, stage, Stage};
+
+const NET: &str = "2024-05-01";
+/// A subscription nothing of the examples lives in: another tenant's.
+const STRANGER: &str = "99999999-8888-7777-6666-555555555555";
+
+fn wait_ready(st: &Stage, objects: &str, operator: &Operator) {
+    let out = st.cp.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "-f",
+        objects,
+        "--timeout=240s",
+    ]);
+    if !out.status.success() {
+        let status = st.cp.kubectl(&["get", "-f", objects, "-o", "yaml"]);
+        panic!(
+            "not Ready: {}\n{}\nlog:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&status.stdout),
+            operator.log()
+        );
+    }
+}
+
+async fn eventually(what: &str, operator: &Operator, mut done: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(240) {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{what} did not happen\nlog:\n{}", operator.log());
+}
+
+fn stamp(st: &Stage) -> Value {
+    json_of(
+        &st.cp,
+        &["get", "stamp", "weu-blue", "-n", "prod", "-o", "json"],
+    )
+}
+
+fn condition(object: &Value, kind: &str) -> (String, String, String) {
+    object["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == kind)
+        .map(|c| {
+            let text = |f: &str| c[f].as_str().unwrap_or_default().to_string();
+            (text("status"), text("reason"), text("message"))
+        })
+        .unwrap_or_default()
+}
+
+async fn done(st: &Stage, outcome: PutOutcome) {
+    if let PutOutcome::Started(op) = outcome {
+        st.arm.wait(&op).await.unwrap();
+    }
+}
+
+/// A VNet in another tenant's subscription, with a subnet for private endpoints.
+async fn strangers_subnet(st: &Stage) -> String {
+    let group = format!("/subscriptions/{STRANGER}/resourceGroups/elsewhere");
+    done(
+        st,
+        st.arm
+            .put(
+                &group,
+                "2024-03-01",
+                &json!({ "location": "westeurope" }),
+                None,
+            )
+            .await
+            .unwrap(),
+    )
+    .await;
+    let vnet = format!("{group}/providers/Microsoft.Network/virtualNetworks/theirs");
+    let body = json!({ "location": "westeurope", "properties": {
+        "addressSpace": { "addressPrefixes": ["192.168.0.0/24"] },
+        "subnets": [{ "name": "pe", "properties": { "addressPrefix": "192.168.0.0/26" } }]
+    } });
+    done(st, st.arm.put(&vnet, NET, &body, None).await.unwrap()).await;
+    format!("{vnet}/subnets/pe")
+}
+
+/// A private endpoint from `subnet` asking for `pls` with `message`.
+async fn request(st: &Stage, subnet: &str, name: &str, pls: &str, message: &str) {
+    let group = subnet.split("/providers/").next().unwrap();
+    let id = format!("{group}/providers/Microsoft.Network/privateEndpoints/{name}");
+    let body = json!({ "location": "westeurope", "properties": {
+        "subnet": { "id": subnet },
+        "privateLinkServiceConnections": [{ "name": name, "properties": {
+            "privateLinkServiceId": pls, "requestMessage": message
+        } }]
+    } });
+    done(
+        st,
+        st.arm.put(&id, "2024-03-01", &body, None).await.unwrap(),
+    )
+    .await;
+}
+
+/// The connections on `pls`: `(name, status, description)`.
+async fn connections(st: &Stage, pls: &str) -> Vec<(String, String, String)> {
+    let live = st.arm.get(pls, NET).await.unwrap().unwrap();
+    live.body["properties"]["privateEndpointConnections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let state = &c["properties"]["privateLinkServiceConnectionState"];
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                state["status"].as_str().unwrap_or_default().to_string(),
+                state["description"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn warnings(st: &Stage, reason: &str) -> usize {
+    let events = json_of(
+        &st.cp,
+        &[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            "prod",
+            "--field-selector",
+            &format!("reason={reason}"),
+            "-o",
+            "json",
+        ],
+    );
+    events["items"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_with_the_old_or_a_copied_request_message_is_not_approved_but_reported() {
+    let st = stage().await;
+    let operator = st.operator("replica-a", "127.0.0.1:0");
+    let objects = st.examples_named(&["prod", "weu-blue"]);
+    let objects = objects.to_str().unwrap();
+    st.cp.kubectl_ok(&["apply", "-f", objects]);
+    wait_ready(&st, objects, &operator);
+    let status = stamp(&st)["status"].clone();
+    let pls = status["outputs"]["privateLinkServiceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let origin = status["outputs"]["frontDoorOriginId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The secret: in Azure (the origin), never in the stamp's status.
+    let secret = st
+        .arm
+        .get(&origin, "2024-09-01")
+        .await
+        .unwrap()
+        .unwrap()
+        .body["properties"]["sharedPrivateLinkResource"]["requestMessage"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !status.to_string().contains(&secret),
+        "the secret request message is in status: {status:#}"
+    );
+    assert!(
+        !operator.log().contains(&secret),
+        "the secret is in the log"
+    );
+    let fd = status["privateLinkConnection"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let subnet = strangers_subnet(&st).await;
+    // The message older versions used, derivable from names alone.
+    request(
+        &st,
+        &subnet,
+        "guessed",
+        &pls,
+        "missioncritical.dev/globalplane=prod stamp=prod/weu-blue",
+    )
+    .await;
+    // The secret itself, learnt somehow.
+    request(&st, &subnet, "copied", &pls, &secret).await;
+    st.patch_stamp(r#"{"frontDoor":{"weight":60}}"#);
+    eventually("the strangers' rejection", &operator, async || {
+        let theirs: Vec<_> = connections(&st, &pls)
+            .await
+            .into_iter()
+            .filter(|(name, _, _)| *name != fd)
+            .collect();
+        theirs.len() == 2 && theirs.iter().all(|(_, state, _)| state == "Rejected")
+    })
+    .await;
+    let ours = connections(&st, &pls).await;
+    let approved: Vec<_> = ours.iter().filter(|(_, s, _)| s == "Approved").collect();
+    assert_eq!(approved.len(), 1, "{ours:?}");
+    assert_eq!(
+        approved[0].0, fd,
+        "only Front Door's connection is approved"
+    );
+    eventually("the report of the copied message", &operator, async || {
+        let (_, reason, message) = condition(&stamp(&st), "PrivateLinkApproved");
+        reason == "ApprovedWithUnexpectedRequesters"
+            && message.contains("copied")
+            && !message.contains("guessed")
+            && warnings(&st, "UnexpectedRequester") >= 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_approval_keeps_the_stamp_from_ready_until_it_succeeds() {
+    let st = stage().await;
+    let refusal = FaultRule::new(FaultAction::Status {
+        status: 409,
+        code: "Conflict".into(),
+        retry_after_seconds: None,
+    })
+    .method("PUT")
+    .resource_type("Microsoft.Network/privateLinkServices/privateEndpointConnections");
+    st.emulator.add_fault(refusal);
+    let operator = st.operator("replica-a", "127.0.0.1:0");
+    let objects = st.examples_named(&["prod", "weu-blue"]);
+    let objects = objects.to_str().unwrap();
+    st.cp.kubectl_ok(&["apply", "-f", objects]);
+    eventually("the approval's failure in status", &operator, async || {
+        let (status, reason, message) = condition(&stamp(&st), "PrivateLinkApproved");
+        status == "False" && reason == "ApprovalFailed" && message.contains("Conflict")
+    })
+    .await;
+    let s = stamp(&st);
+    assert_eq!(condition(&s, "Ready").0, "False", "{:#}", s["status"]);
+    assert_ne!(s["status"]["privateLinkConnection"]["state"], "Approved");
+    st.emulator.clear_faults();
+    wait_ready(&st, objects, &operator);
+    assert_eq!(
+        stamp(&st)["status"]["privateLinkConnection"]["state"],
+        "Approved"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_approval_in_a_persons_words_makes_the_stamp_ready() {
+    let st = stage().await;
+    let operator = st.operator("replica-a", "127.0.0.1:0");
+    let objects = st.examples_named(&["prod", "weu-blue"]);
+    let manual = std::fs::read_to_string(&objects)
+        .unwrap()
+        .replace("mode: ApproveMatching", "mode: Manual");
+    assert!(manual.contains("mode: Manual"));
+    std::fs::write(&objects, manual).unwrap();
+    let objects = objects.to_str().unwrap();
+    st.cp.kubectl_ok(&["apply", "-f", objects]);
+    let mut pls = String::new();
+    eventually("Front Door's pending connection", &operator, async || {
+        let s = stamp(&st);
+        let found = s["status"]["privateLinkConnection"]["state"] == "Pending";
+        pls = s["status"]["outputs"]["privateLinkServiceId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        found
+    })
+    .await;
+    let s = stamp(&st);
+    assert_eq!(condition(&s, "Ready").0, "False");
+    let name = s["status"]["privateLinkConnection"]["name"]
+        .as_str()
+        .unwrap();
+    let id = format!("{pls}/privateEndpointConnections/{name}");
+    let body = json!({ "properties": { "privateLinkServiceConnectionState": {
+        "status": "Approved", "description": "ok - jane, change 4711", "actionsRequired": "None"
+    } } });
+    done(&st, st.arm.put(&id, NET, &body, None).await.unwrap()).await;
+    st.patch_stamp(r#"{"frontDoor":{"weight":60}}"#);
+    wait_ready(&st, objects, &operator);
+    assert_eq!(
+        stamp(&st)["status"]["privateLinkConnection"]["state"],
+        "Approved"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_url_patched_into_status_never_gets_the_token() {
+    let st = stage().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let thief = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let operator = st.operator("replica-a", "127.0.0.1:0");
+    let objects = st.examples_named(&["prod", "weu-blue"]);
+    let objects = objects.to_str().unwrap();
+    st.cp.kubectl_ok(&["apply", "-f", objects]);
+    wait_ready(&st, objects, &operator);
+    let vnet = stamp(&st)["status"]["outputs"]["virtualNetworkId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let planted = json!({ "status": { "inFlight": [{
+        "resourceId": vnet,
+        "kind": "Put",
+        "pollUrl": format!("{thief}/subscriptions/x/operations/1"),
+        "pollStyle": "AsyncOperation",
+        // Later than any listing's changedTime, so no listing can tell its end: only a poll.
+        "startedAt": "4070908800"
+    }] } })
+    .to_string();
+    st.cp.kubectl_ok(&[
+        "patch",
+        "stamp",
+        "weu-blue",
+        "-n",
+        "prod",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &planted,
+    ]);
+    // A URL without the ARM shape is refused by the API server itself.
+    let odd = planted.replace("/subscriptions/x/operations/1", "/steal");
+    let refused = st.cp.kubectl(&[
+        "patch",
+        "stamp",
+        "weu-blue",
+        "-n",
+        "prod",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &odd,
+    ]);
+    assert!(!refused.status.success(), "the CRD accepted {odd}");
+    st.patch_stamp(r#"{"frontDoor":{"weight":70}}"#);
+    eventually(
+        "a pass that refuses the planted URL",
+        &operator,
+        async || {
+            let s = stamp(&st);
+            s["status"]["observedGeneration"] == s["metadata"]["generation"]
+                && condition(&s, "Ready").0 == "True"
+                && operator.log().contains("refused to send the ARM token")
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the operator called the planted URL"
+    );
+}

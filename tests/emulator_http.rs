@@ -671,7 +671,10 @@ async fn firewalls_take_the_first_address_of_their_subnet() {
         got["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"],
         "10.0.8.132"
     );
-    assert_eq!(arm.delete(&pip, NET).await.code(), "PublicIPAddressInUse");
+    assert_eq!(
+        arm.delete(&pip, NET).await.code(),
+        "PublicIPAddressCannotBeDeleted"
+    );
 }
 
 #[tokio::test]
@@ -896,4 +899,63 @@ async fn the_nsg_of_a_bastion_subnet_keeps_bastions_rules() {
     );
     let unattached = arm.put(&nsg_id("other"), NET, no_rules).await;
     assert!(unattached.status.is_success(), "{}", unattached.body);
+}
+
+/// Waits for a private DNS write answered 202 with a Location to end.
+async fn until_done(arm: &Arm, accepted: &Answer) {
+    let location = accepted.header("location").expect("Location header");
+    for _ in 0..200 {
+        let polled = arm.call(Method::GET, &location, None, &[]).await;
+        if polled.status != StatusCode::ACCEPTED {
+            assert!(polled.status.is_success(), "{}", polled.body);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("operation never finished");
+}
+
+#[tokio::test]
+async fn a_private_dns_zone_with_links_cannot_be_deleted_until_they_are_gone() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    arm.put_done(
+        &vnet_id("v"),
+        NET,
+        json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] } } }),
+    )
+    .await;
+    let zone = format!(
+        "{}/providers/Microsoft.Network/privateDnsZones/privatelink.blob.core.windows.net",
+        rg("rg")
+    );
+    until_done(
+        &arm,
+        &arm.put(&zone, "2024-06-01", json!({ "location": "global" }))
+            .await,
+    )
+    .await;
+    let link = format!("{zone}/virtualNetworkLinks/v");
+    let body = json!({ "location": "global", "properties": { "virtualNetwork": { "id": vnet_id("v") }, "registrationEnabled": false } });
+    until_done(&arm, &arm.put(&link, "2024-06-01", body).await).await;
+    let refused = arm.delete(&zone, "2024-06-01").await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    until_done(&arm, &arm.delete(&link, "2024-06-01").await).await;
+    let accepted = arm.delete(&zone, "2024-06-01").await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
+}
+
+#[tokio::test]
+async fn a_write_into_a_group_being_deleted_is_a_conflict_not_a_missing_group() {
+    let arm = with_group(EmulatorConfig {
+        latency: LatencyProfile::realistic(0.5),
+        ..Default::default()
+    })
+    .await;
+    let deleting = arm.delete(&rg("rg"), "2024-03-01").await;
+    assert_eq!(deleting.status, StatusCode::ACCEPTED);
+    let refused = arm
+        .put(&nsg_id("n"), NET, json!({ "location": "westeurope" }))
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.code(), "ResourceGroupBeingDeleted");
 }

@@ -107,7 +107,7 @@ impl ArmError {
 }
 
 /// Everything the ARM engine can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AzureError {
     /// ARM answered with an error, or the transport failed.
     #[error(transparent)]

@@ -90,6 +90,9 @@ pub struct Convergence {
     pub removing: Vec<String>,
     /// Why removing what left the spec failed.
     pub removal_error: Option<String>,
+    /// Per resource (lower-case id), a write whose operation ended `Failed` in this pass — or
+    /// an earlier pass's, found failed now — with the hash of the body it wanted.
+    pub failed_writes: BTreeMap<String, (u64, AzureError)>,
 }
 
 impl Convergence {
@@ -207,8 +210,24 @@ impl Convergence {
                 );
             }
             Step::Failed(e) => {
+                if matches!(e, AzureError::OperationFailed { .. }) {
+                    self.failed_writes.insert(k, (body_hash(r), e.clone()));
+                }
                 self.held_by_others = true;
                 self.problem(r.component, e.to_string());
+                if e.class() == crate::azure::ErrorClass::Terminal {
+                    self.terminal.push(e);
+                }
+            }
+            Step::HeldAfterFailure(e, left) => {
+                self.held_by_others = true;
+                self.problem(
+                    r.component,
+                    format!(
+                        "{e} (written again in {}s at the earliest)",
+                        left.as_secs().max(1)
+                    ),
+                );
                 if e.class() == crate::azure::ErrorClass::Terminal {
                     self.terminal.push(e);
                 }
@@ -246,6 +265,8 @@ enum Step {
     Running(LroState),
     Blocked(String),
     Failed(AzureError),
+    /// Not written: the same body's last operation failed, and its backoff has not passed.
+    HeldAfterFailure(AzureError, Duration),
 }
 
 /// What this process already knows of an operation an earlier pass started.
@@ -399,6 +420,19 @@ pub async fn converge(
                     out.polled.insert(op.poll_url.clone());
                     Watched::Running
                 }
+                // Told, not forgotten: a failed operation read as "unknown" would be written
+                // again at once, for ever, with no error in status.
+                Ok(LroStatus::Failed { code, message }) => {
+                    if let Some(r) = graph.resources.iter().find(|r| key(r) == id) {
+                        let e = AzureError::OperationFailed {
+                            resource: op.resource_id.clone(),
+                            code,
+                            message,
+                        };
+                        out.failed_writes.insert(id.clone(), (body_hash(r), e));
+                    }
+                    Watched::Unknown
+                }
                 _ => Watched::Unknown,
             },
             seen => seen,
@@ -495,6 +529,16 @@ pub async fn converge(
                 waiting.remove(i);
                 let read = with_priority(priority(r), finished(arm, r));
                 active.push(Box::pin(async move { (r, None, read.await) }));
+            } else if let Some((e, left)) = out
+                .failed_writes
+                .get(&key(r))
+                .filter(|(hash, _)| *hash == body_hash(r) && mode == Mode::Manage)
+                .map(|(_, e)| (e.clone(), RETRY_FAILED_WRITE.0))
+                .or_else(|| known.held_after_failure(r).filter(|_| mode == Mode::Manage))
+            {
+                // Its operation just failed, or failed within its backoff: not written again.
+                waiting.remove(i);
+                out.record(r, Step::HeldAfterFailure(e, left));
             } else if deps_ready && !locks_held.contains(&lock) {
                 locks_held.insert(lock.clone());
                 waiting.remove(i);
@@ -693,6 +737,41 @@ pub struct Known {
     /// set uses) that the last pass found, if nothing failed in it: while the object converges,
     /// it is not read again.
     found_required: BTreeSet<String>,
+    /// Writes whose operation ended `Failed`, per resource: the same body is not written
+    /// again before its backoff (see `RETRY_FAILED_WRITE`).
+    failed: BTreeMap<String, FailedWrite>,
+}
+
+/// A write whose operation ended `Failed`.
+#[derive(Debug, Clone)]
+struct FailedWrite {
+    /// Hash of the body it wrote.
+    hash: u64,
+    /// When the failure was seen last.
+    at: Instant,
+    /// Failures of this body in a row.
+    failures: u32,
+    /// Azure's error.
+    error: AzureError,
+}
+
+/// The backoff after a failed write of one body: the first, doubled per failure in a row, up to
+/// the second. Azure repeats most failures (a policy refusal, an invalid reference); writing
+/// the same body at every pass would only repeat them.
+pub const RETRY_FAILED_WRITE: (Duration, Duration) =
+    (Duration::from_secs(30), Duration::from_secs(600));
+
+impl FailedWrite {
+    /// How long until the same body may be written again; `None` once it may.
+    fn left(&self) -> Option<Duration> {
+        let (base, cap) = RETRY_FAILED_WRITE;
+        let backoff = base
+            .saturating_mul(2u32.saturating_pow(self.failures.saturating_sub(1).min(16)))
+            .min(cap);
+        backoff
+            .checked_sub(self.at.elapsed())
+            .filter(|d| !d.is_zero())
+    }
 }
 
 impl Known {
@@ -701,7 +780,7 @@ impl Known {
     /// change this operator knows of. (Another writer in the moment between our write and
     /// this listing would go unseen until the periodic full check.)
     pub fn new(previous: Option<Known>, listing: Listing, required_age: ListingAge) -> Known {
-        let (mut matched, ended, rechecked, running, created, found_required) = previous
+        let (mut matched, ended, rechecked, running, created, found_required, failed) = previous
             .map(|p| {
                 (
                     p.matched,
@@ -710,6 +789,7 @@ impl Known {
                     p.running,
                     p.created,
                     p.found_required,
+                    p.failed,
                 )
             })
             .unwrap_or_default();
@@ -730,7 +810,18 @@ impl Known {
             required_age,
             created,
             found_required,
+            failed,
         }
+    }
+
+    /// Azure's error and the time left, when `r`'s body is the one whose last write failed
+    /// within its backoff.
+    fn held_after_failure(&self, r: &DesiredResource) -> Option<(AzureError, Duration)> {
+        let failed = self
+            .failed
+            .get(&key(r))
+            .filter(|f| f.hash == body_hash(r))?;
+        Some((failed.error.clone(), failed.left()?))
     }
 
     /// The fingerprint an earlier look accepted after a recheck.
@@ -885,6 +976,11 @@ impl Known {
             required_age: self.required_age,
             created: converging(self.created),
             found_required: converging(self.found_required),
+            failed: if converged {
+                BTreeMap::new()
+            } else {
+                self.failed
+            },
         }
     }
 
@@ -892,6 +988,22 @@ impl Known {
     /// written by this pass — at the one the next listing shows.
     pub fn learn(&mut self, graph: &DesiredGraph, pass: &Convergence) {
         self.created.extend(pass.created.iter().cloned());
+        self.failed.retain(|id, _| !pass.ready.contains(id));
+        for (id, (hash, error)) in &pass.failed_writes {
+            let failures = match self.failed.get(id) {
+                Some(f) if f.hash == *hash => f.failures + 1,
+                _ => 1,
+            };
+            self.failed.insert(
+                id.clone(),
+                FailedWrite {
+                    hash: *hash,
+                    at: Instant::now(),
+                    failures,
+                    error: error.clone(),
+                },
+            );
+        }
         self.found_required = if pass.held_by_others {
             BTreeSet::new()
         } else {

@@ -788,6 +788,10 @@ impl Context {
             )
             .await;
         }
+        for (id, (_, error)) in &pass.failed_writes {
+            tracing::warn!(%id, %error, "an operation failed");
+            announce(self, obj, true, "OperationFailed", error.to_string()).await;
+        }
         let converged = pass.complete(graph)
             && pass.in_flight.is_empty()
             && pass.removing.is_empty()

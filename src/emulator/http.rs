@@ -541,6 +541,23 @@ fn put(
         )
         .into();
     }
+    if let Some(group) = p
+        .group_id()
+        .filter(|_| !p.is("Microsoft.Resources/resourceGroups"))
+    {
+        if world.get(&group).is_some_and(|g| g.deleting) {
+            // ARM refuses writes into a group being deleted with 409, not 404.
+            return ArmError::new(
+                409,
+                "ResourceGroupBeingDeleted",
+                format!(
+                    "The resource group '{}' is in deprovisioning state and cannot perform this operation.",
+                    p.resource_group.clone().unwrap_or_default()
+                ),
+            )
+            .into();
+        }
+    }
     if let Some(reply) = group_missing(world, p) {
         return reply;
     }

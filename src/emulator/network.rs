@@ -967,6 +967,17 @@ pub fn check_delete(world: &World, path: &ResourcePath) -> Result<(), ArmError> 
                 return Err(bad("InUseSubnetCannotBeDeleted", format!("Subnet {} is in use by {user} and cannot be deleted. In order to delete the subnet, delete all the resources within the subnet.", last_segment(&subnet))));
             }
         }
+        "microsoft.network/privatednszones" => {
+            // "You can't delete a private DNS zone that has virtual network links" (Microsoft
+            // Learn, What is a private Azure DNS zone, Restrictions): the links go first.
+            if let Some(link) = world.children(&path.id, "virtualNetworkLinks").first() {
+                return Err(ArmError::new(
+                    409,
+                    "Conflict",
+                    format!("Private DNS zone {} cannot be deleted while it has virtual network links ({}) (emulator code).", path.name, link.id),
+                ));
+            }
+        }
         "microsoft.network/networksecuritygroups" => {
             if let Some(subnet) = referenced_by_subnet("/properties/networkSecurityGroup/id") {
                 return Err(bad("InUseNetworkSecurityGroupCannotBeDeleted", format!("Network security group {} cannot be deleted because it is in use by the following resources: {}.", path.id, subnet.id)));
@@ -990,7 +1001,10 @@ pub fn check_delete(world: &World, path: &ResourcePath) -> Result<(), ArmError> 
                     .to_ascii_lowercase()
                     .contains(&format!("\"{key}\""))
             }) {
-                return Err(bad("PublicIPAddressInUse", format!("Public IP address {} can not be deleted since it is still allocated to resource {}.", path.id, fw.id)));
+                // 400 PublicIPAddressCannotBeDeleted, as NRP answers it for a firewall's public
+                // IP (recorded in microsoft/AzureTRE issue #4355 and
+                // hashicorp/terraform-provider-azurerm issue #2566).
+                return Err(bad("PublicIPAddressCannotBeDeleted", format!("Public IP address {} can not be deleted since it is still allocated to resource {}/azureFirewallIpConfigurations/{}. In order to delete the public IP, disassociate/detach the Public IP address from the resource.", path.id, fw.id, path.name)));
             }
         }
         _ => {}

@@ -380,3 +380,56 @@ async fn a_poll_url_patched_into_status_never_gets_the_token() {
         "the operator called the planted URL"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stamp_from_a_namespace_the_global_plane_does_not_admit_is_refused_without_a_write() {
+    let st = stage().await;
+    st.cp.kubectl_ok(&["create", "namespace", "intruder"]);
+    let operator = st.operator("replica-a", "127.0.0.1:0");
+    let global = st.examples_named(&["prod"]);
+    let text = std::fs::read_to_string(&global).unwrap();
+    assert!(
+        text.contains("allowedNamespaces:"),
+        "the example GlobalPlane admits only prod:\n{text}"
+    );
+    let global = global.to_str().unwrap();
+    st.cp.kubectl_ok(&["apply", "-f", global]);
+    wait_ready(&st, global, &operator);
+    let stamp_file = st.examples_named(&["weu-blue"]);
+    let text = std::fs::read_to_string(&stamp_file).unwrap();
+    std::fs::write(
+        &stamp_file,
+        text.replace("namespace: prod", "namespace: intruder"),
+    )
+    .unwrap();
+    st.cp
+        .kubectl_ok(&["apply", "-f", stamp_file.to_str().unwrap()]);
+    let intruder = || {
+        json_of(
+            &st.cp,
+            &["get", "stamp", "weu-blue", "-n", "intruder", "-o", "json"],
+        )
+    };
+    eventually("the refusal in status", &operator, async || {
+        let (status, reason, message) = condition(&intruder(), "AddressPlan");
+        status == "False" && reason == "InvalidSpec" && message.contains("allowedNamespaces")
+    })
+    .await;
+    assert_eq!(condition(&intruder(), "Ready").0, "False");
+    let key = stamp_operator::plan::naming::object_key("intruder", "weu-blue").to_ascii_lowercase();
+    assert_eq!(
+        st.writes_under(&key),
+        0,
+        "an Azure write for a refused stamp"
+    );
+
+    // Admitting the namespace wakes the stamp (no edit of the stamp, no resync needed).
+    let admit =
+        json!({ "spec": { "allowedNamespaces": { "list": ["prod", "intruder"] } } }).to_string();
+    st.cp
+        .kubectl_ok(&["patch", "globalplane", "prod", "--type=merge", "-p", &admit]);
+    eventually("the admitted stamp's plan", &operator, async || {
+        condition(&intruder(), "AddressPlan").0 == "True"
+    })
+    .await;
+}

@@ -80,6 +80,13 @@ pub struct GlobalPlaneSpec {
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub allowed_target_subscriptions: Vec<String>,
 
+    /// Namespaces whose Stamps and PrivateEndpointSets may join this GlobalPlane — add an
+    /// origin behind its public Front Door, or endpoints to its operations networks — as Cluster
+    /// API Provider Azure's `AzureClusterIdentity.allowedNamespaces`. Absent: every namespace
+    /// (as before this field existed; set it in production). `list: []`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<AllowedNamespaces>,
+
     /// `Delete` (default) removes what the operator created; `Orphan` leaves Azure untouched.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -91,6 +98,20 @@ pub struct GlobalPlaneSpec {
     /// When true the operator stops writing to Azure for this GlobalPlane.
     #[serde(default)]
     pub paused: bool,
+}
+
+/// The namespaces allowed to join a GlobalPlane.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedNamespaces {
+    /// Namespace names.
+    #[serde(default)]
+    #[schemars(
+        length(max = 256),
+        inner(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+    )]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub list: Vec<String>,
 }
 
 /// Front Door SKU. Only Premium can reach origins over Private Link.

@@ -139,6 +139,13 @@ async fn host(
         name: &ops.global_plane_ref.name,
         spec: &global.spec,
     };
+    if let Err(refused) = crate::plan::global::admit_namespace(input, ns) {
+        return Ok(Err(Verdict::not(
+            "Endpoints",
+            "InvalidSpec",
+            refused.to_string(),
+        )));
+    }
     let zones = [(ops.region.clone(), zones_needed(&set.spec, &ops.region))].into();
     Ok(
         match plan_global_plane(input, &zones)

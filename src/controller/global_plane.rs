@@ -41,9 +41,19 @@ async fn plan_for(
     let name = global.name_any();
     let sets = ctx.sets(None).await?;
     let mut ops_zones: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let input = GlobalPlaneInput {
+        name: &name,
+        spec: &global.spec,
+    };
+    // A set from a namespace the GlobalPlane does not admit adds nothing to it (its own status
+    // says why).
+    let admitted = |set: &crate::api::PrivateEndpointSet| {
+        set.namespace()
+            .is_some_and(|ns| crate::plan::global::admit_namespace(input, ns.as_str()).is_ok())
+    };
     for set in sets
         .iter()
-        .filter(|s| s.metadata.deletion_timestamp.is_none())
+        .filter(|s| s.metadata.deletion_timestamp.is_none() && admitted(s))
     {
         if let Some(ops) = set
             .spec
@@ -58,14 +68,7 @@ async fn plan_for(
                 .extend(zones_needed(&set.spec, &ops.region));
         }
     }
-    Ok(plan_global_plane(
-        GlobalPlaneInput {
-            name: &name,
-            spec: &global.spec,
-        },
-        &ops_zones,
-    )
-    .map_err(|e| e.to_string()))
+    Ok(plan_global_plane(input, &ops_zones).map_err(|e| e.to_string()))
 }
 
 async fn stamps_of(ctx: &Context, name: &str) -> Result<Vec<std::sync::Arc<Stamp>>> {

@@ -297,8 +297,25 @@ pub async fn run(ctx: Arc<Context>) {
             stamp_follows_for_sets.observe(event);
             stamp_follows_for_globals.observe(event);
         });
+    // A stamp refused for its GlobalPlane's sake (its namespace not allowed) or planned from
+    // its GlobalPlane's spec is looked at again when that spec changes, not only at resync.
+    let stamps_of_global = stamp_store.clone();
+    let (mut global_follows_for_stamps, stamps_woken_by_globals) = follow::follower(
+        what_a_stamp_reads_of_its_global,
+        move |global: &GlobalPlane| {
+            let name = global.name_any();
+            stamps_of_global
+                .state()
+                .into_iter()
+                .filter(|s| s.spec.global_plane_ref.name == name)
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    );
     let (global_store, global_stream) =
-        trimmed_watch(Api::<GlobalPlane>::all(client.clone()), |_| {});
+        trimmed_watch(Api::<GlobalPlane>::all(client.clone()), move |event| {
+            global_follows_for_stamps.observe(event)
+        });
     let _ = ctx.caches.set(Caches {
         stamps: stamp_store.clone(),
         sets: set_store.clone(),
@@ -307,6 +324,7 @@ pub async fn run(ctx: Arc<Context>) {
     let stamps = Controller::for_stream(stamp_stream, stamp_store)
         .with_config(config())
         .reconcile_on(stamps_woken)
+        .reconcile_on(stamps_woken_by_globals)
         .reconcile_on(ctx.wakeups.stream::<Stamp>())
         .run(
             |o, c| in_slot(o, c, stamp::reconcile),
@@ -370,6 +388,17 @@ fn what_a_set_reads(stamp: &Stamp) -> u64 {
         stamp.metadata.uid,
         stamp.metadata.generation,
         stamp.metadata.deletion_timestamp.is_some(),
+    ))
+}
+
+/// What a stamp reads of its GlobalPlane: its spec (which plans the stamp, and says whether
+/// the stamp's namespace may join it), and whether it is going.
+fn what_a_stamp_reads_of_its_global(global: &GlobalPlane) -> u64 {
+    converge::stable_hash(&format!(
+        "{:?}{:?}{}",
+        global.metadata.uid,
+        global.metadata.generation,
+        global.metadata.deletion_timestamp.is_some()
     ))
 }
 

@@ -76,6 +76,20 @@ impl GlobalIds {
     }
 }
 
+/// `Ok` when objects of `namespace` may join `global` (its `spec.allowedNamespaces`).
+pub fn admit_namespace(global: GlobalPlaneInput<'_>, namespace: &str) -> PlanResult<()> {
+    match &global.spec.allowed_namespaces {
+        Some(allowed) if !allowed.list.iter().any(|n| n == namespace) => Err(PlanError::new(
+            "metadata.namespace",
+            format!(
+                "namespace {namespace} may not join GlobalPlane {}: it is not in the GlobalPlane's spec.allowedNamespaces",
+                global.name
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// One operations network, planned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OperationsNetworkPlan {
@@ -589,6 +603,20 @@ mod tests {
         let subnets = vnet.body["properties"]["subnets"].as_array().unwrap();
         assert!(subnets.iter().any(|s| s["name"] == "AzureBastionSubnet"
             && s["properties"]["networkSecurityGroup"]["id"].is_string()));
+    }
+
+    #[test]
+    fn only_allowed_namespaces_may_join() {
+        let open = spec(json!({}));
+        let input = |spec| GlobalPlaneInput { name: "prod", spec };
+        assert!(admit_namespace(input(&open), "anyone").is_ok());
+        let closed = spec(json!({ "allowedNamespaces": { "list": ["prod"] } }));
+        assert!(admit_namespace(input(&closed), "prod").is_ok());
+        let refused = admit_namespace(input(&closed), "intruder").unwrap_err();
+        assert_eq!(refused.field, "metadata.namespace");
+        assert!(refused.to_string().contains("allowedNamespaces"));
+        let none = spec(json!({ "allowedNamespaces": { "list": [] } }));
+        assert!(admit_namespace(input(&none), "prod").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::address::{self, AddressPlan, SubnetRequest, SubnetRole};
 use super::arm_id::ArmId;
 use super::egress;
 use super::error::{PlanError, PlanResult};
-use super::global::{zone_home, GlobalIds, GlobalPlaneInput};
+use super::global::{admit_namespace, zone_home, GlobalIds, GlobalPlaneInput};
 use super::graph::{Component, DesiredGraph, DesiredResource, ResourceKind};
 use super::naming::StampNames;
 use super::network::{private_dns_resources, virtual_network_body, SubnetAttachments, ZoneHome};
@@ -150,6 +150,7 @@ pub fn plan_stamp(
             ),
         ));
     }
+    admit_namespace(global, stamp.namespace)?;
     let address = plan_stamp_addresses(spec)?;
     let sub = global.spec.subscription_id.as_str();
     let names = StampNames::new(stamp.namespace, stamp.name);
@@ -596,6 +597,28 @@ mod tests {
             .iter()
             .filter(|s| s["name"] != "AzureFirewallSubnet")
             .all(|s| s["properties"]["networkSecurityGroup"]["id"].is_string()));
+    }
+
+    #[test]
+    fn a_stamp_from_a_namespace_the_global_plane_does_not_allow_is_refused() {
+        let mut g = global();
+        g.allowed_namespaces = Some(crate::api::AllowedNamespaces {
+            list: vec!["prod".into()],
+        });
+        let spec = create_mode();
+        let input = |namespace| StampInput {
+            namespace,
+            name: "s",
+            spec: &spec,
+        };
+        let global = GlobalPlaneInput {
+            name: "g",
+            spec: &g,
+        };
+        let seen = StampObservations::default();
+        assert!(plan_stamp(input("prod"), global, &BTreeSet::new(), &seen).is_ok());
+        let refused = plan_stamp(input("intruder"), global, &BTreeSet::new(), &seen).unwrap_err();
+        assert_eq!(refused.field, "metadata.namespace");
     }
 
     #[test]

@@ -2,43 +2,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::Value;
 use stamp_operator::emulator::{FaultAction, FaultRule};
-use support::operator::Operator;
-use support::stage::{json_of, stage, Stage};
-
-async fn eventually(what: &str, operator: &Operator, mut done: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(240) {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("{what} did not happen\nlog:\n{}", operator.log());
-}
-
-fn stamp(st: &Stage) -> Value {
-    json_of(
-        &st.cp,
-        &["get", "stamp", "weu-blue", "-n", "prod", "-o", "json"],
-    )
-}
-
-fn condition(object: &Value, kind: &str) -> (String, String, String) {
-    object["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == kind)
-        .map(|c| {
-            let text = |f: &str| c[f].as_str().unwrap_or_default().to_string();
-            (text("status"), text("reason"), text("message"))
-        })
-        .unwrap_or_default()
-}
+use support::expect::{condition, events, eventually, stamp};
+use support::stage::{stage, Stage};
 
 fn firewall_puts(st: &Stage) -> usize {
     st.emulator
@@ -70,25 +38,7 @@ async fn a_failed_firewall_operation_is_reported_with_azures_code_and_not_rewrit
         },
     )
     .await;
-    let events = json_of(
-        &st.cp,
-        &[
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            "prod",
-            "--field-selector",
-            "reason=OperationFailed",
-            "-o",
-            "json",
-        ],
-    );
-    let notes: Vec<&str> = events["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["note"].as_str())
-        .collect();
+    let notes = events(&st, "OperationFailed");
     assert!(
         notes.iter().any(|n| n.contains(code)),
         "no OperationFailed event with the code: {notes:?}"

@@ -3,57 +3,9 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
-use support::operator::Operator;
+use support::expect::{condition, eventually, ready as wait_ready};
 use support::stage::{json_of, stage, Stage};
-
-fn wait_ready(st: &Stage, objects: &str, operator: &Operator) {
-    let out = st.cp.kubectl(&[
-        "wait",
-        "--for=condition=Ready",
-        "-f",
-        objects,
-        "--timeout=240s",
-    ]);
-    if !out.status.success() {
-        let status = st.cp.kubectl(&["get", "-f", objects, "-o", "yaml"]);
-        panic!(
-            "not Ready: {}\n{}\nlog:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&status.stdout),
-            operator.log()
-        );
-    }
-}
-
-/// Waits up to four minutes for `done`; panics with `what` and the operator's log otherwise.
-async fn eventually(what: &str, operator: &Operator, mut done: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(240) {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("{what} did not happen\nlog:\n{}", operator.log());
-}
-
-fn condition(object: &Value, kind: &str) -> (String, String) {
-    object["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == kind)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or_default().to_string(),
-                c["reason"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .unwrap_or_default()
-}
 
 fn created_matching(st: &Stage, fragment: &str) -> Vec<String> {
     st.created()
@@ -356,4 +308,54 @@ async fn stamps_outliving_an_orphaned_global_plane_still_clean_up_after_themselv
         !created_matching(&st, "/profiles/").is_empty(),
         "the orphaned GlobalPlane's Front Door stays"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_deleted_before_its_status_recorded_its_endpoints_leaves_none() {
+    let st = stage().await;
+    let mut operator = st.solo_operator("first", &[]);
+    let base = st.examples_named(&["prod", "weu-blue"]);
+    let base = base.to_str().unwrap();
+    st.cp.kubectl_ok(&["apply", "-f", base]);
+    wait_ready(&st, base, &operator);
+    let set = st.examples_named(&["weu-blue-paas"]);
+    st.cp.kubectl_ok(&["apply", "-f", set.to_str().unwrap()]);
+    eventually("the set's first endpoints", &operator, async || {
+        !created_matching(&st, "/privateendpoints/").is_empty()
+    })
+    .await;
+    // The operator dies before the set's status records them (status is written seconds after
+    // the writes it reports); what it had written of status is lost with it.
+    operator.kill();
+    st.cp.kubectl_ok(&[
+        "patch",
+        "pes",
+        "weu-blue-paas",
+        "-n",
+        "prod",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":null}"#,
+    ]);
+    st.cp.kubectl_ok(&[
+        "delete",
+        "pes",
+        "weu-blue-paas",
+        "-n",
+        "prod",
+        "--wait=false",
+    ]);
+    let successor = st.solo_operator("second", &[]);
+    let gone = st.cp.kubectl(&[
+        "wait",
+        "--for=delete",
+        "pes/weu-blue-paas",
+        "-n",
+        "prod",
+        "--timeout=240s",
+    ]);
+    assert!(gone.status.success(), "not deleted: {}", successor.log());
+    let left = created_matching(&st, "/privateendpoints/");
+    assert!(left.is_empty(), "the set left endpoints behind: {left:#?}");
 }

@@ -412,26 +412,44 @@ fn slot(set: &PrivateEndpointSet, stamp: Option<&Stamp>) -> String {
 
 async fn cleanup(set: &PrivateEndpointSet, ctx: &Context) -> Result<Action> {
     ctx.forget(&super::backoff_key(set));
-    let status = set.status.clone().unwrap_or_default();
     // Orphan, and an object whose writes are off (paused, ObserveOnly), leave Azure as it is.
     if set.spec.deletion_policy == DeletionPolicy::Orphan
         || Mode::of(set.spec.paused, set.spec.management_policy) == Mode::Observe
-        || status.endpoints.iter().all(|e| e.id.is_none()) && status.in_flight.is_empty()
     {
         return Ok(Action::await_change());
     }
+    // Whatever status says: it is written some seconds after the endpoints it reports, so a
+    // set deleted right after its endpoints started records none of them yet.
     let Ok((plan, _)) = plan_for(ctx, set).await? else {
-        // The stamp (and its resource group with these endpoints) is gone or unplannable.
+        // The stamp is gone (it deleted its sets' endpoints, or its group, before it went) or
+        // cannot be planned.
         return Ok(Action::await_change());
     };
-    if tear_down(
+    let wait = ctx.settings.inline_wait;
+    let owner = super::owner_of(set);
+    let host_group = plan
+        .graph
+        .of_kind(crate::plan::ResourceKind::PrivateEndpoint)
+        .next()
+        .map(|r| {
+            crate::plan::ArmId::resource_group(r.id.subscription(), r.id.resource_group_name())
+        });
+    let planned_gone = tear_down(
         &ctx.arm,
         &plan.graph,
         |r| r.kind == crate::plan::ResourceKind::PrivateEndpoint,
-        ctx.settings.inline_wait,
+        wait,
     )
-    .await?
-    {
+    .await?;
+    // And what the set created that its spec no longer holds.
+    let strays_gone = match &host_group {
+        Some(group) => {
+            super::lifecycle::remove_listed(&ctx.arm, group, |e| owner.owns(&e["tags"]), wait)
+                .await?
+        }
+        None => true,
+    };
+    if planned_gone && strays_gone {
         Ok(Action::await_change())
     } else {
         Err(Error::InProgress(format!(

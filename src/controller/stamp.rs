@@ -789,13 +789,20 @@ fn owns_group(plan: &StampPlan) -> bool {
 async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action> {
     ctx.forget(&super::backoff_key(stamp));
     let status = stamp.status.clone().unwrap_or_default();
-    let created_nothing = status.outputs.is_none() && status.in_flight.is_empty();
     // Orphan, and a stamp whose writes are off (paused, ObserveOnly), leave Azure as it is.
     let writes_off = Mode::of(stamp.spec.paused, stamp.spec.management_policy) == Mode::Observe;
-    if stamp.spec.deletion_policy == DeletionPolicy::Orphan || created_nothing || writes_off {
+    if stamp.spec.deletion_policy == DeletionPolicy::Orphan || writes_off {
         return Ok(Action::await_change());
     }
+    // A plannable stamp is deleted whatever its status says: status is written some seconds
+    // after the writes it reports, so "nothing recorded" does not mean "nothing created" (and
+    // deleting what is absent costs a 404 each).
     let Ok((mut plan, _)) = plan_for(ctx, stamp).await? else {
+        if status.outputs.is_none() && status.in_flight.is_empty() {
+            // Never planned (a GlobalPlane that never existed, a namespace never admitted):
+            // nothing was created.
+            return Ok(Action::await_change());
+        }
         return cleanup_unplanned(api, stamp, ctx, status).await;
     };
     ctx.observe_foreign_groups(&mut plan.graph, stamp).await?;

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
 pub mod controlplane;
+pub mod expect;
 pub mod operator;
 pub mod stage;

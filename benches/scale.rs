@@ -124,6 +124,8 @@ fn manifests(stamps: usize) -> String {
         gp["metadata"]["name"] = json!(format!("gp{g}"));
         gp["spec"]["resourceGroup"] = json!(format!("rg-gp{g}-global"));
         gp["spec"]["frontDoor"]["endpointName"] = json!(format!("gp{g}-app"));
+        // The example admits only its own namespace; the bench's objects live in `bench`.
+        gp["spec"]["allowedNamespaces"] = json!({ "list": ["bench"] });
         gp["spec"]
             .as_object_mut()
             .unwrap()

@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::expect::{condition, eventually, ready as wait_ready};
+use support::expect::{applied_ready, condition, eventually, ready as wait_ready};
 use support::stage::{json_of, stage, Stage};
 
 fn created_matching(st: &Stage, fragment: &str) -> Vec<String> {
@@ -18,10 +18,7 @@ fn created_matching(st: &Stage, fragment: &str) -> Vec<String> {
 async fn an_emptied_allow_list_takes_its_rules_out_of_the_firewall() {
     let st = stage().await;
     let operator = st.operator("replica-a", "127.0.0.1:0");
-    let objects = st.examples_named(&["prod", "weu-blue"]);
-    let objects = objects.to_str().unwrap();
-    st.cp.kubectl_ok(&["apply", "-f", objects]);
-    wait_ready(&st, objects, &operator);
+    applied_ready(&st, &["prod", "weu-blue"], &operator);
     let workload = created_matching(&st, "/rulecollectiongroups/workload");
     assert_eq!(
         workload.len(),
@@ -158,10 +155,7 @@ async fn a_resource_group_that_existed_before_survives_with_its_tags_and_its_con
     };
 
     let operator = st.operator("replica-a", "127.0.0.1:0");
-    let objects = st.examples_named(&["prod", "weu-blue"]);
-    let objects = objects.to_str().unwrap();
-    st.cp.kubectl_ok(&["apply", "-f", objects]);
-    wait_ready(&st, objects, &operator);
+    let objects = &applied_ready(&st, &["prod", "weu-blue"], &operator);
     assert_eq!(
         tags_of_group().await,
         Some(team_tags.clone()),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use stamp_operator::azure::PutOutcome;
 use stamp_operator::emulator::{FaultAction, FaultRule};
-use support::expect::{condition, events, eventually, ready as wait_ready, stamp};
+use support::expect::{applied_ready, condition, events, eventually, ready as wait_ready, stamp};
 use support::stage::{json_of, stage, Stage};
 
 const NET: &str = "2024-05-01";
@@ -91,10 +91,7 @@ async fn connections(st: &Stage, pls: &str) -> Vec<(String, String, String)> {
 async fn a_stranger_with_the_old_or_a_copied_request_message_is_not_approved_but_reported() {
     let st = stage().await;
     let operator = st.operator("replica-a", "127.0.0.1:0");
-    let objects = st.examples_named(&["prod", "weu-blue"]);
-    let objects = objects.to_str().unwrap();
-    st.cp.kubectl_ok(&["apply", "-f", objects]);
-    wait_ready(&st, objects, &operator);
+    applied_ready(&st, &["prod", "weu-blue"], &operator);
     let status = stamp(&st)["status"].clone();
     let pls = status["outputs"]["privateLinkServiceId"]
         .as_str()
@@ -252,10 +249,7 @@ async fn a_poll_url_patched_into_status_never_gets_the_token() {
         }
     });
     let operator = st.operator("replica-a", "127.0.0.1:0");
-    let objects = st.examples_named(&["prod", "weu-blue"]);
-    let objects = objects.to_str().unwrap();
-    st.cp.kubectl_ok(&["apply", "-f", objects]);
-    wait_ready(&st, objects, &operator);
+    applied_ready(&st, &["prod", "weu-blue"], &operator);
     let vnet = stamp(&st)["status"]["outputs"]["virtualNetworkId"]
         .as_str()
         .unwrap()

@@ -43,6 +43,14 @@ pub fn ready(st: &Stage, file: &str, operator: &Operator) {
     }
 }
 
+/// Applies the examples `names` (in one file) and waits until they are Ready; the file's path.
+pub fn applied_ready(st: &Stage, names: &[&str], operator: &Operator) -> String {
+    let file = st.examples_named(names).to_str().unwrap().to_string();
+    st.cp.kubectl_ok(&["apply", "-f", &file]);
+    ready(st, &file, operator);
+    file
+}
+
 /// The condition `kind` of `object`: `(status, reason, message)`, empty when absent.
 pub fn condition(object: &Value, kind: &str) -> (String, String, String) {
     object["status"]["conditions"]

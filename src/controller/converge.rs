@@ -304,7 +304,11 @@ async fn finished(arm: &ArmClient, r: &DesiredResource) -> Step {
 /// Waits up to `inline_wait` for `op`; `Ok(false)` when it is still running then. An operation
 /// Azure asked to be polled only after that is not waited for at all: the reconcile would only
 /// sleep in its slot, and the operation's watcher wakes the object when it ends.
-async fn settle(arm: &ArmClient, op: LroState, inline_wait: Duration) -> Result<bool, AzureError> {
+pub(super) async fn settle(
+    arm: &ArmClient,
+    op: LroState,
+    inline_wait: Duration,
+) -> Result<bool, AzureError> {
     if arm.poll_due_in(&op) > inline_wait {
         return Ok(false);
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::converge::Convergence;
+use super::converge::{settle, Convergence};
 use crate::azure::{ArmClient, AzureError, DeleteOutcome, ListingAge};
 use crate::plan::{removal_rank, DesiredGraph, Owner, Ownership, ResourceKind};
 
@@ -266,21 +266,6 @@ pub async fn remove_owned(
         };
     }
     remove_listed(arm, group, |e| owner.owns(&e["tags"]), inline_wait).await
-}
-
-/// Waits up to `inline_wait` for a delete; `Ok(false)` when it is still running then.
-async fn settle(
-    arm: &ArmClient,
-    op: crate::azure::LroState,
-    inline_wait: Duration,
-) -> Result<bool, AzureError> {
-    if arm.poll_due_in(&op) > inline_wait {
-        return Ok(false);
-    }
-    match tokio::time::timeout(inline_wait, arm.wait(&op)).await {
-        Ok(result) => result.map(|()| true),
-        Err(_) => Ok(false),
-    }
 }
 
 /// Whether each resource group a plan names was created by this operator, as found once per

@@ -765,13 +765,23 @@ async fn cleanup_unplanned(
     if gone {
         return Ok(Action::await_change());
     }
+    still_deleting(api, stamp, status, "from what its status recorded").await
+}
+
+/// Marks a stamp whose deletion goes on as `Deleting` and asks for another look.
+async fn still_deleting(
+    api: &Api<Stamp>,
+    stamp: &Stamp,
+    status: StampStatus,
+    how: &str,
+) -> Result<Action> {
     let deleting = StampStatus {
         phase: Some("Deleting".into()),
         ..status
     };
     write_status(api, stamp, &deleting).await?;
     Err(Error::InProgress(format!(
-        "deleting stamp {} from what its status recorded",
+        "deleting stamp {} {how}",
         stamp.name_any()
     )))
 }
@@ -850,14 +860,6 @@ async fn cleanup(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Actio
     if rest_gone {
         Ok(Action::await_change())
     } else {
-        let deleting = StampStatus {
-            phase: Some("Deleting".into()),
-            ..status
-        };
-        write_status(api, stamp, &deleting).await?;
-        Err(Error::InProgress(format!(
-            "deleting stamp {}",
-            stamp.name_any()
-        )))
+        still_deleting(api, stamp, status, "from its plan").await
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use stamp_operator::azure::PutOutcome;
 use stamp_operator::emulator::{FaultAction, FaultRule};
 use support::expect::{applied_ready, condition, events, eventually, ready as wait_ready, stamp};
@@ -357,6 +357,123 @@ async fn a_stamp_from_a_namespace_the_global_plane_does_not_admit_is_refused_wit
         .kubectl_ok(&["patch", "globalplane", "prod", "--type=merge", "-p", &admit]);
     eventually("the admitted stamp's plan", &operator, async || {
         condition(&intruder(), "AddressPlan").0 == "True"
+    })
+    .await;
+}
+
+/// The one resource in the emulator's inventory of type segment `kind` (`subnets`) whose name
+/// contains every one of `parts`.
+fn id_with(st: &Stage, kind: &str, parts: &[&str]) -> String {
+    let found: Vec<String> = st
+        .emulator
+        .inventory()
+        .into_iter()
+        .filter(|id| {
+            let mut tail = id.rsplit('/');
+            let name = tail.next().unwrap_or_default();
+            tail.next() == Some(kind) && parts.iter().all(|p| name.contains(p))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{kind} {parts:?}: {found:?}");
+    found[0].clone()
+}
+
+/// Someone with write access to the stamp's network — a neighbour with one RBAC verb too many —
+/// edits the children that carry its security through ARM's own child paths, which leave every
+/// `changedTime` a group listing shows as it was: the route table detached from the app
+/// subnet, an allow-all rule added to its NSG, a firewall rule collection group widened, a
+/// stranger's connection approved on the Private Link Service. The next resync (nobody pokes
+/// the stamp) finds each, puts it back and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_children_edited_behind_the_operator_s_back_are_repaired_at_the_next_resync() {
+    let st = stage().await;
+    let operator = st.operator("replica-a", "127.0.0.1:0");
+    applied_ready(&st, &["prod", "weu-blue"], &operator);
+    let status = stamp(&st)["status"].clone();
+    let pls = status["outputs"]["privateLinkServiceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vnet = id_with(&st, "virtualNetworks", &["vnet-weu-blue"]);
+    let app_subnet = format!("{vnet}/subnets/snet-app");
+    let nsg = id_with(&st, "networkSecurityGroups", &["nsg-weu-blue", "-app"]);
+    let rcg = id_with(&st, "ruleCollectionGroups", &["platform"]);
+    let subnet_body = |live: &Value| json!({ "properties": live["properties"].clone() });
+
+    // The route table detached from the app subnet.
+    let live = st.arm.get(&app_subnet, NET).await.unwrap().unwrap().body;
+    assert!(live["properties"]["routeTable"].is_object());
+    let mut detached = subnet_body(&live);
+    detached["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("routeTable");
+    done(
+        &st,
+        st.arm.put(&app_subnet, NET, &detached, None).await.unwrap(),
+    )
+    .await;
+    // An allow-all rule ahead of every other.
+    let allow_all = json!({ "properties": { "priority": 100, "access": "Allow", "direction": "Outbound", "protocol": "*", "sourceAddressPrefix": "*", "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": "*" } });
+    let rule = format!("{nsg}/securityRules/allow-all");
+    done(&st, st.arm.put(&rule, NET, &allow_all, None).await.unwrap()).await;
+    // The platform rules opened to every FQDN.
+    let mut widened = st.arm.get(&rcg, NET).await.unwrap().unwrap().body;
+    widened["properties"]["ruleCollections"][0]["rules"][0]["targetFqdns"] = json!(["*"]);
+    let widened = json!({ "properties": widened["properties"].clone() });
+    done(&st, st.arm.put(&rcg, NET, &widened, None).await.unwrap()).await;
+    // A stranger's private endpoint, approved by hand.
+    let subnet = strangers_subnet(&st).await;
+    request(&st, &subnet, "backdoor", &pls, "please").await;
+    let name = connections(&st, &pls)
+        .await
+        .into_iter()
+        .find(|(_, _, description)| description == "please")
+        .map(|(name, _, _)| name)
+        .unwrap();
+    let backdoor = format!("{pls}/privateEndpointConnections/{name}");
+    let approve = json!({ "properties": { "privateLinkServiceConnectionState": { "status": "Approved", "description": "approved by hand", "actionsRequired": "None" } } });
+    done(
+        &st,
+        st.arm.put(&backdoor, NET, &approve, None).await.unwrap(),
+    )
+    .await;
+
+    eventually("every edit repaired by a resync", &operator, async || {
+        let subnet = st.arm.get(&app_subnet, NET).await.unwrap().unwrap().body;
+        let rules = st.arm.get(&nsg, NET).await.unwrap().unwrap().body;
+        let group = st.arm.get(&rcg, NET).await.unwrap().unwrap().body;
+        let stranger = connections(&st, &pls)
+            .await
+            .into_iter()
+            .any(|(n, state, _)| n == name && state == "Rejected");
+        subnet["properties"]["routeTable"].is_object()
+            && !rules.to_string().contains("allow-all")
+            && group["properties"]["ruleCollections"][0]["rules"][0]["targetFqdns"] != json!(["*"])
+            && stranger
+    })
+    .await;
+    let approved: Vec<_> = connections(&st, &pls)
+        .await
+        .into_iter()
+        .filter(|(_, s, _)| s == "Approved")
+        .collect();
+    assert_eq!(
+        approved.len(),
+        1,
+        "only Front Door's stays approved: {approved:?}"
+    );
+    let repaired = events(&st, "DriftRepaired").join("\n");
+    for what in [&vnet, &nsg, &rcg] {
+        let name = what.rsplit('/').next().unwrap();
+        assert!(
+            repaired.contains(name),
+            "no DriftRepaired event names {name}: {repaired}"
+        );
+    }
+    eventually("the approved stranger reported", &operator, async || {
+        let told = events(&st, "UnexpectedConnectionApproved").join("\n");
+        told.contains(&name) && told.contains("rejected")
     })
     .await;
 }

@@ -169,11 +169,14 @@ async fn global_plane_applied(
 }
 
 /// Drift detection without a GET per resource: the fingerprint of a converged stamp (one group
-/// listing for its own group, one for Front Door's) stays put while nothing changes, and moves
-/// when a top-level resource, a proxy child (a rule collection group, the origin) or a tracked
-/// child (a DNS zone link) is changed or removed behind the operator's back.
+/// listing for its own group, one for Front Door's, and one read of each collection whose
+/// children carry security) stays put while nothing changes, and moves when a top-level
+/// resource, a tracked child (a DNS zone link) or a child no listing shows changed (a security
+/// rule, a route, a subnet's route table, a rule collection group, the origin) is changed or
+/// removed behind the operator's back — through ARM's own child paths, which leave the
+/// parent's `changedTime` where it was.
 #[tokio::test]
-async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
+async fn a_group_listing_and_the_reads_of_what_carries_security_reveal_every_change() {
     use stamp_operator::controller::converge::listed;
     async fn fingerprint(
         arm: &stamp_operator::azure::ArmClient,
@@ -185,6 +188,11 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
             kept: Duration::from_secs(60),
         };
         listed(arm, graph, age).await.map(|l| l.fingerprint)
+    }
+    async fn done(arm: &ArmClient, outcome: Result<PutOutcome, stamp_operator::azure::AzureError>) {
+        if let PutOutcome::Started(op) = outcome.unwrap() {
+            arm.wait(&op).await.unwrap();
+        }
     }
     use stamp_operator::plan::ResourceKind;
     let (plan, emulator, arm) = west_europe_applied().await;
@@ -202,8 +210,10 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
     let settled = fingerprint(&arm, stamp, Duration::ZERO).await.unwrap();
     assert_eq!(
         gets(&emulator) - before,
-        2,
-        "one listing per resource group"
+        8,
+        "one listing per resource group (2); the VNet, the route table and the Private Link \
+         Service (a GET each); the NSGs, the rule collection groups and the origin group's \
+         origins (a list each)"
     );
     assert_eq!(
         fingerprint(&arm, stamp, Duration::ZERO).await.unwrap(),
@@ -219,40 +229,110 @@ async fn a_group_listing_reveals_every_change_to_a_converged_stamp() {
             .id
             .to_string()
     };
+    const NET: &str = "2024-05-01";
+    let vnet = id_of(ResourceKind::VirtualNetwork);
+    let nsg = stamp
+        .resources
+        .iter()
+        .find(|r| r.kind == ResourceKind::NetworkSecurityGroup && r.id.name().ends_with("-app"))
+        .unwrap()
+        .id
+        .to_string();
+    let rt = id_of(ResourceKind::RouteTable);
+    let rcg = id_of(ResourceKind::RuleCollectionGroup);
     let mut last = settled;
-    for kind in [
-        ResourceKind::NetworkSecurityGroup,
-        ResourceKind::RuleCollectionGroup,
-        ResourceKind::FrontDoorOrigin,
-        ResourceKind::VirtualNetworkLink,
+    let allow_all = json!({ "properties": { "priority": 100, "access": "Allow", "direction": "Outbound", "protocol": "*", "sourceAddressPrefix": "*", "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": "*" } });
+    done(
+        &arm,
+        arm.put(
+            &format!("{nsg}/securityRules/allow-all"),
+            NET,
+            &allow_all,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let now = fingerprint(&arm, stamp, Duration::ZERO).await.unwrap();
+    assert_ne!(now, last, "an allow-all rule added as a child went unseen");
+    last = now;
+
+    let route = arm.get(&rt, NET).await.unwrap().unwrap().body["properties"]["routes"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deleted = arm
+        .delete(&format!("{rt}/routes/{route}"), NET)
+        .await
+        .unwrap();
+    if let stamp_operator::azure::DeleteOutcome::Started(op) = deleted {
+        arm.wait(&op).await.unwrap();
+    }
+    let now = fingerprint(&arm, stamp, Duration::ZERO).await.unwrap();
+    assert_ne!(now, last, "a route deleted as a child went unseen");
+    last = now;
+
+    let live = arm.get(&vnet, NET).await.unwrap().unwrap().body;
+    let app = live["properties"]["subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["properties"]["routeTable"].is_object())
+        .unwrap()
+        .clone();
+    let mut detached = json!({ "properties": app["properties"].clone() });
+    detached["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("routeTable");
+    let subnet = format!("{vnet}/subnets/{}", app["name"].as_str().unwrap());
+    done(&arm, arm.put(&subnet, NET, &detached, None).await).await;
+    let now = fingerprint(&arm, stamp, Duration::ZERO).await.unwrap();
+    assert_ne!(
+        now, last,
+        "a route table detached from its subnet went unseen"
+    );
+    last = now;
+
+    for (what, id) in [
+        ("a rule collection group", rcg),
+        ("the origin", id_of(ResourceKind::FrontDoorOrigin)),
     ] {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        assert!(emulator.mutate(&id_of(kind), |b| b["tags"] = json!({ "drift": "1" })));
+        assert!(emulator.mutate(&id, |b| b["properties"]["priority"] = json!(4000)));
         let now = fingerprint(&arm, stamp, Duration::ZERO).await.unwrap();
-        assert_ne!(now, last, "a change to a {kind:?} went unseen");
+        assert_ne!(now, last, "a change to {what} went unseen");
         last = now;
     }
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert!(
+        emulator.mutate(&id_of(ResourceKind::VirtualNetworkLink), |b| b["tags"] =
+            json!({ "drift": "1" }))
+    );
+    let now = fingerprint(&arm, stamp, Duration::ZERO).await.unwrap();
+    assert_ne!(now, last, "a change to a DNS zone link went unseen");
+    last = now;
+
     // A listing shared for a while (objects resyncing together) hides a change only until it
     // is older than its allowed age.
     let shared = Duration::from_secs(60);
     let cached = fingerprint(&arm, stamp, shared).await.unwrap();
     assert_eq!(cached, last);
-    assert!(emulator.remove(&id_of(ResourceKind::RouteTable)));
+    assert!(emulator.remove(&id_of(ResourceKind::PublicIpAddress)));
     assert_eq!(fingerprint(&arm, stamp, shared).await.unwrap(), cached);
     assert_ne!(
         fingerprint(&arm, stamp, Duration::ZERO).await.unwrap(),
         last,
-        "a removed route table went unseen"
+        "a removed public IP went unseen"
     );
 }
 
-/// A stamp's origin sits under its GlobalPlane's Front Door profile, whose `changedTime` moves
-/// with every other stamp's origin write. When only such a shared parent moved, a settled stamp
-/// reads what it has under it (its origin: one GET) instead of everything, and trusts the new
-/// fingerprint from then on; a change to its own origin, or to anything of its own, still
-/// calls for a full pass.
+/// A stamp's origin sits under its GlobalPlane's Front Door profile. Another stamp's origin
+/// joining the origin group costs a settled stamp no second look; when the shared parent
+/// itself moves (the GlobalPlane wrote it), a settled stamp reads what it has under it (its
+/// origin: one GET) instead of everything, and trusts the new fingerprint from then on; a
+/// change to its own origin, or to anything of its own, still calls for a full pass.
 #[tokio::test]
-async fn a_sibling_moving_a_shared_parent_costs_a_settled_stamp_one_read_not_a_full_pass() {
+async fn a_sibling_or_a_shared_parent_moving_costs_a_settled_stamp_no_full_pass() {
     use stamp_operator::api::Verification;
     use stamp_operator::controller::converge::{freshness, listed, Freshness};
     use stamp_operator::plan::ResourceKind;
@@ -294,7 +374,6 @@ async fn a_sibling_moving_a_shared_parent_costs_a_settled_stamp_one_read_not_a_f
     ));
 
     // Another stamp joins the origin group.
-    tokio::time::sleep(Duration::from_millis(2)).await;
     let sibling = origin
         .id
         .to_string()
@@ -313,32 +392,35 @@ async fn a_sibling_moving_a_shared_parent_costs_a_settled_stamp_one_read_not_a_f
     if let PutOutcome::Started(op) = written {
         arm.wait(&op).await.unwrap();
     }
+    assert!(
+        matches!(look(None).await, Freshness::Verified { rechecked: None }),
+        "a sibling's origin called for a second look"
+    );
+
+    // The GlobalPlane writes the profile: only what the stamp has under it is read again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let profile = origin.id.parent().unwrap().parent().unwrap();
+    assert!(emulator.mutate(profile.as_str(), |b| b["tags"] =
+        json!({ "by": "globalplane" })));
     let before = gets(&emulator);
     let Freshness::Verified {
         rechecked: Some(accepted),
     } = look(None).await
     else {
-        panic!("a sibling's origin called for a full pass");
+        panic!("the shared parent moving called for a full pass");
     };
     assert_ne!(accepted, recorded.fingerprint);
     assert_eq!(
         gets(&emulator) - before,
-        3,
-        "two group listings and the stamp's own origin (its origin group is implied)"
+        9,
+        "the look (8 reads) and the stamp's own origin (its origin group is implied)"
     );
-    let before = gets(&emulator);
     assert!(matches!(
         look(Some(accepted.clone())).await,
         Freshness::Verified { rechecked: None }
     ));
-    assert_eq!(
-        gets(&emulator) - before,
-        2,
-        "an accepted recheck is not redone"
-    );
 
-    // The stamp's own origin drifts: the recheck sees it.
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    // The stamp's own origin drifts: seen.
     assert!(emulator.mutate(origin.id.as_str(), |b| b["properties"]["weight"] = json!(7)));
     assert!(matches!(
         look(Some(accepted.clone())).await,
@@ -348,12 +430,12 @@ async fn a_sibling_moving_a_shared_parent_costs_a_settled_stamp_one_read_not_a_f
         b["properties"]["weight"] = origin.body["properties"]["weight"].clone()
     }));
     assert!(matches!(
-        look(None).await,
-        Freshness::Verified { rechecked: Some(_) }
+        look(Some(accepted.clone())).await,
+        Freshness::Verified { rechecked: None }
     ));
 
     // Something of its own moves: a full pass, whatever the shared parent says.
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let nsg = stamp
         .of_kind(ResourceKind::NetworkSecurityGroup)
         .next()

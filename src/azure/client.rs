@@ -541,6 +541,23 @@ impl ArmClient {
             .await
     }
 
+    /// Every entry of the collection `collection` (a group's resources of one type,
+    /// `…/providers/Microsoft.Network/networkSecurityGroups`, or a parent's children of one type,
+    /// `…/ruleCollectionGroups`), answered from a read no older than `age.accepted` when there is
+    /// one: the stamps of one Front Door share one read of its origins. `None` when the group
+    /// or parent does not exist.
+    pub async fn list_recent(
+        &self,
+        collection: &str,
+        api_version: &str,
+        age: ListingAge,
+    ) -> Result<Arc<Option<Vec<Value>>>, AzureError> {
+        let url = self.url(collection, api_version);
+        let key = format!("{collection}?{api_version}").to_ascii_lowercase();
+        self.recent(key, age, |_| true, self.list_pages(collection, url))
+            .await
+    }
+
     /// Whether `id` exists, answered from a read no older than `age.accepted` that found it,
     /// when there is one: what many objects require and another provides (the origin group
     /// fifty stamps join) is read once per look, not once per object. A read that found it

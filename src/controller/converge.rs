@@ -16,6 +16,8 @@ use crate::azure::{
 };
 use crate::plan::{Component, DesiredGraph, DesiredResource, Ownership, ResourceKind};
 
+use super::contents;
+
 /// Whether the operator may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -47,7 +49,7 @@ pub struct Convergence {
     pub in_flight: Vec<LroState>,
     /// Per component, the first problem seen.
     pub problems: BTreeMap<Component, String>,
-    /// Per component, drift that was repaired (`id: path`).
+    /// Drift repaired, or whose repair was written (`id: path`).
     pub repaired: Vec<String>,
     /// Whether any problem is an Azure refusal that retrying will not fix soon.
     pub terminal: Vec<AzureError>,
@@ -191,7 +193,9 @@ impl Convergence {
                     self.live.insert(k, live);
                 }
             }
-            Step::Running(op) => {
+            Step::Running(op, repairing) => {
+                // Told when the write goes out: its operation may outlast this pass.
+                self.repaired.extend(repairing);
                 self.moved
                     .extend(r.moves.iter().map(|m| key_of(m.as_str())));
                 self.started.insert(op.poll_url.clone(), body_hash(r));
@@ -262,7 +266,8 @@ enum Step {
     Ready(Option<Value>),
     /// Written and matching now (`Some(path)`: drift repaired at `path`).
     Written(Option<String>, Option<Value>),
-    Running(LroState),
+    /// Its write is running (`Some(path)`: drift being repaired at `path`).
+    Running(LroState, Option<String>),
     Blocked(String),
     Failed(AzureError),
     /// Not written: the same body's last operation failed, and its backoff has not passed.
@@ -382,7 +387,7 @@ async fn step(
                         };
                         Step::Written(repaired, live)
                     }
-                    Ok(false) => Step::Running(op),
+                    Ok(false) => Step::Running(op, repaired),
                     Err(e) => Step::Failed(e),
                 },
             }
@@ -555,6 +560,8 @@ pub async fn converge(
                 if absent {
                     blind.insert(key(r));
                 }
+                let matched = matched
+                    .or_else(|| known.read_as_wanted(r).filter(|_| !stale.contains(&key(r))));
                 let s = with_priority(
                     priority(r),
                     with_patience(
@@ -659,7 +666,8 @@ pub enum Freshness {
 }
 
 /// Lower-case resource id → the `changedTime` that covers it in its group's listing (its own,
-/// or that of the tracked ancestor a proxy child rolls up to).
+/// or that of its tracked ancestor for a proxy child), followed for what is read in full by
+/// `CONTENT_SEPARATOR` and the digest of what it says (see `contents`).
 pub type Changed = BTreeMap<String, String>;
 
 /// What the listings of a graph's resource groups say about it.
@@ -678,11 +686,15 @@ pub struct Listing {
     /// The groups listed (lower-case ids), and whether each exists: what is not in `tracked`
     /// is not in them.
     pub groups: BTreeMap<String, bool>,
-    /// Resources of the graph, and ids it requires, that roll up to a tracked parent another
-    /// object owns (a stamp's origin under its GlobalPlane's Front Door profile): that parent's
-    /// `changedTime` moves with every sibling's write, so only reading them tells whether they
-    /// moved.
+    /// Resources of the graph, and ids it requires, under a tracked parent another object owns
+    /// (a stamp's origin under its GlobalPlane's Front Door profile): that parent's
+    /// `changedTime` moves with its owner's writes (and may with every sibling's: ARM does not
+    /// say), so only reading them tells whether they moved.
     pub under_shared: BTreeSet<String>,
+    /// What the resources read in full said (see `contents`): per lower-case id, a digest.
+    pub contents: BTreeMap<String, String>,
+    /// Their bodies as read, so a pass in the same reconcile need not read them again.
+    pub bodies: BTreeMap<String, crate::azure::LiveResource>,
 }
 
 impl Listing {
@@ -691,10 +703,12 @@ impl Listing {
     /// is this operator's own doing.
     pub fn moved_only_by(&self, later: &Listing, touched: &BTreeSet<String>) -> bool {
         let ours = |id: &str| touched.iter().any(|w| w == id || is_below(w, id));
-        later
-            .tracked
-            .iter()
-            .all(|(id, t)| self.tracked.get(id) == Some(t) || ours(id))
+        let same = |mine: &Changed, theirs: &Changed| {
+            theirs
+                .iter()
+                .all(|(id, t)| mine.get(id) == Some(t) || ours(id))
+        };
+        same(&self.tracked, &later.tracked) && same(&self.contents, &later.contents)
     }
 }
 
@@ -952,12 +966,36 @@ impl Known {
         let now = self.listing.changed.get(&id).filter(|t| !t.is_empty())?;
         let (then, body) = self.matched.get(&id)?;
         // Under a parent another object owns (a stamp's origin under its GlobalPlane's Front
-        // Door profile) the `changedTime` moves with every sibling's write: while this object
-        // converges, what matched is trusted; its next full check reads it again.
-        if then != now && !self.listing.under_shared.contains(&id) {
+        // Door profile) the `changedTime` moves with the owner's writes, and may with every
+        // sibling's: while this object converges, what matched is trusted; its next full check
+        // reads it again.
+        let unchanged = match (
+            then.split_once(CONTENT_SEPARATOR),
+            now.split_once(CONTENT_SEPARATOR),
+        ) {
+            // Read in full: its digest tells, and its own `changedTime` when it is listed
+            // itself (its tags); a parent's `changedTime` (a child's) says nothing of it.
+            (Some((then_time, then_digest)), Some((now_time, now_digest))) => {
+                then_digest == now_digest
+                    && (then_time == now_time || !self.listing.tracked.contains_key(&id))
+            }
+            _ => then == now || self.listing.under_shared.contains(&id),
+        };
+        if !unchanged {
             return None;
         }
         Some(body.as_deref().and_then(|b| serde_json::from_str(b).ok()))
+    }
+
+    /// `Some(body)` when the look before this pass read `r` in full (see `contents`) and found
+    /// it as wanted, its last operation succeeded: a second read would say the same. (One not
+    /// as wanted is read again before it is written: its ETag then is the one to match.)
+    fn read_as_wanted(&self, r: &DesiredResource) -> Option<Option<Value>> {
+        let live = self.listing.bodies.get(&key(r))?;
+        let succeeded = matches!(live.provisioning_state(), Some("Succeeded") | None);
+        let wanted = r.ownership == Ownership::Observed
+            || crate::azure::diff::first_difference(&r.body, &live.body).is_none();
+        (succeeded && wanted).then(|| BODY_KEPT.contains(&r.kind).then(|| live.body.clone()))
     }
 
     /// What to keep until the next pass: when this one ended and, while the object is still
@@ -1094,8 +1132,9 @@ fn graph_hash(graph: &DesiredGraph) -> u64 {
 }
 
 /// What the listings of the resource groups of `graph` say about it: the fingerprint (the
-/// graph's hash and the `changedTime` of each of its resources, or of the tracked ancestor a
-/// proxy child rolls up to) and the `changedTime`s — one read per group, usually one per
+/// graph's hash, the `changedTime` of each of its resources or of a proxy child's tracked
+/// ancestor, and the digests of what is read in full) and the `changedTime`s — one read per
+/// group, one per collection read in full (see `contents`), usually one per
 /// object. A listing as old as `age` accepts may be reused (see `ArmClient::list_group_recent`).
 pub async fn listed(
     arm: &ArmClient,
@@ -1193,6 +1232,25 @@ pub async fn listed(
             id = current.parent();
         }
     }
+    // What the listing cannot vouch for is read in full; its digest stands beside the
+    // `changedTime`, in the entry and in the fingerprint's half it belongs to.
+    let in_full: Vec<&DesiredResource> = graph
+        .resources
+        .iter()
+        .filter(|r| contents::read_in_full(r.kind) && covering(&r.id).is_some())
+        .collect();
+    let read = contents::read(arm, &in_full, &under_shared, age).await?;
+    for (id, digest) in &read.digests {
+        if let Some(t) = changed.get_mut(id) {
+            t.push(CONTENT_SEPARATOR);
+            t.push_str(digest);
+        }
+        if under_shared.contains(id) {
+            shared_hash = fnv1a64(fnv1a64(shared_hash, id), digest);
+        } else {
+            hash = fnv1a64(fnv1a64(hash, id), digest);
+        }
+    }
     Ok(Listing {
         fingerprint: format!("{hash:016x}{shared_hash:016x}"),
         changed,
@@ -1200,8 +1258,14 @@ pub async fn listed(
         succeeded,
         groups: listed_groups,
         under_shared,
+        contents: read.digests,
+        bodies: read.bodies,
     })
 }
+
+/// Separates a `changedTime` from the digest of what a resource read in full says, in
+/// `Listing::changed`.
+const CONTENT_SEPARATOR: char = '#';
 
 /// What `Listing::changed` holds for a resource group that a listing found.
 const GROUP_LISTED: &str = "listed";
@@ -1497,7 +1561,7 @@ mod tests {
             pass.record(r, Step::Ready(Some(json!({}))));
         }
         known.learn(&graph, &pass);
-        // A sibling origin was written: the profile, which both roll up to here, moved.
+        // The profile both origins sit under moved (its owner wrote it).
         let known = next_pass(known, shared("t1"));
         assert!(known.lookup(graph.get(&origin).unwrap()).is_some());
         assert!(known.lookup(graph.get(&pls).unwrap()).is_none());

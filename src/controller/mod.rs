@@ -3,6 +3,7 @@
 //! apply with one field manager.
 
 pub mod conditions;
+pub mod contents;
 pub mod converge;
 pub mod endpoint_set;
 pub mod error;
@@ -1282,6 +1283,21 @@ pub async fn announce<K: Resource<DynamicType = ()>>(
     reason: &str,
     note: String,
 ) {
+    announce_about(ctx, obj, warning, reason, "Reconcile", note).await;
+}
+
+/// Publishes an Event about `action` (at most 128 characters). The recorder folds an Event
+/// into an earlier one with the same reason and action (a series, keeping the first note):
+/// what must be told apart — the repair of one resource from another's — needs an action of
+/// its own.
+pub async fn announce_about<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     use kube::runtime::events::{Event, EventType};
     let event = Event {
         type_: if warning {
@@ -1291,7 +1307,7 @@ pub async fn announce<K: Resource<DynamicType = ()>>(
         },
         reason: reason.to_string(),
         note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
+        action: action.chars().take(128).collect(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {

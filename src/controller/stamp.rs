@@ -201,6 +201,7 @@ async fn private_link(
         reject_others: created
             && policy.unexpected == UnexpectedConnectionAction::Reject
             && mode == Mode::Manage,
+        guards_others: created,
     };
     let owner = super::owner_of(stamp);
     let remembered = stamp
@@ -245,6 +246,7 @@ async fn private_link(
     }
     let mut ours = assessment.ours.clone();
     let mut failure = None;
+    let mut intruders = assessment.intruders.clone();
     for decision in &assessment.decisions {
         let (id, word) = match decision {
             Decision::Approve(id) => (id, "Approved"),
@@ -256,13 +258,27 @@ async fn private_link(
                 if let Some(c) = ours.as_mut().filter(|c| &c.id == id) {
                     c.state = word.to_string();
                 }
+                if let Some(name) = intruder_named(&assessment.intruders, id) {
+                    intruders.retain(|n| n != name);
+                }
             }
             Err(e) => {
                 failure.get_or_insert(format!("{word} of {id} failed: {e}"));
             }
         }
     }
-    let verdict = approval_verdict(ours.as_ref(), &assessment.impostors, failure);
+    let verdict = match intruders.as_slice() {
+        [] => approval_verdict(ours.as_ref(), &assessment.impostors, failure),
+        left => Verdict::not(
+            "PrivateLinkApproved",
+            "UnexpectedConnectionsApproved",
+            format!(
+                "connection(s) {} on the stamp's Private Link Service were approved by someone else: a private path around Front Door and its WAF{}",
+                left.join(", "),
+                failure.map(|f| format!("; {f}")).unwrap_or_default()
+            ),
+        ),
+    };
     let told_before = stamp
         .status
         .as_ref()
@@ -285,12 +301,34 @@ async fn private_link(
         )
         .await;
     }
+    // Turned back now (told once: they stay Rejected), or still there (told when the
+    // condition changes).
+    if !assessment.intruders.is_empty() && (intruders.is_empty() || !told_before) {
+        super::announce(
+            ctx,
+            stamp,
+            true,
+            "UnexpectedConnectionApproved",
+            format!(
+                "connection(s) {} on the stamp's Private Link Service were approved by someone else{}",
+                assessment.intruders.join(", "),
+                if intruders.is_empty() { ": rejected" } else { "" }
+            ),
+        )
+        .await;
+    }
     let connection = ours.map(|c| PrivateLinkConnection {
         name: c.name,
         state: c.state,
         request_message: None,
     });
     (verdict, connection)
+}
+
+/// The name of the intruder whose connection id is `id`.
+fn intruder_named<'a>(intruders: &'a [String], id: &str) -> Option<&'a String> {
+    let name = id.rsplit('/').next()?;
+    intruders.iter().find(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// Approves or rejects one connection. Azure answers 200 at once (the operation is
@@ -501,12 +539,16 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         .converge(stamp, &plan.graph, &previous.in_flight, mode, &freshness)
         .await;
     for repaired in &conv.repaired {
-        super::announce(
+        // `…/{type}/{name}: path` → `Repair {type}/{name}`: one series per resource.
+        let resource = repaired.split(": ").next().unwrap_or_default();
+        let short: Vec<&str> = resource.rsplit('/').take(2).collect();
+        super::announce_about(
             ctx,
             stamp,
             true,
             "DriftRepaired",
-            format!("Azure differed from the spec and was repaired: {repaired}"),
+            &format!("Repair {}/{}", short.get(1).unwrap_or(&""), short[0]),
+            format!("Azure differed from the spec, which was written back: {repaired}"),
         )
         .await;
         tracing::info!(stamp = %stamp.name_any(), %repaired, "repaired drift");

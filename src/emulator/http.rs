@@ -438,11 +438,14 @@ fn requires_location(p: &ResourcePath) -> bool {
             || p.is("Microsoft.Cdn/profiles"))
 }
 
-/// Writes to one VNet and its subnets conflict, as do writes to one firewall policy's groups.
+/// Writes to one VNet and its subnets conflict, as do writes to one NSG and its rules, one route
+/// table and its routes, and one firewall policy's groups.
 fn lock_key(p: &ResourcePath) -> String {
     let t = p.resource_type.to_ascii_lowercase();
     match t.as_str() {
         "microsoft.network/virtualnetworks/subnets"
+        | "microsoft.network/networksecuritygroups/securityrules"
+        | "microsoft.network/routetables/routes"
         | "microsoft.network/firewallpolicies/rulecollectiongroups"
         | "microsoft.network/privatelinkservices/privateendpointconnections" => {
             p.parent.clone().unwrap_or_default().to_ascii_lowercase()

@@ -132,21 +132,26 @@ impl RunningEmulator {
         self.world().faults.clear();
     }
 
-    /// Changes a stored resource behind the operator's back (drift). Returns false if absent.
+    /// Changes a stored resource behind the operator's back (drift), as a write of the whole
+    /// resource would: `change` sees the body a GET shows the arrays of (an NSG's rules, a route
+    /// table's routes). Returns false if absent.
     pub fn mutate(&self, id: &str, change: impl FnOnce(&mut Value)) -> bool {
         let mut world = self.world();
         let key = id.to_ascii_lowercase();
-        let now = state::now_rfc3339();
-        world.touch_ancestors(&key, &now);
-        match world.resources.get_mut(&key) {
-            Some(r) => {
-                change(&mut r.body);
-                r.etag = state::World::new_etag();
-                r.changed_time = now;
-                true
-            }
-            None => false,
-        }
+        let Some(r) = world.resources.get(&key) else {
+            return false;
+        };
+        let (real_id, resource_type) = (r.id.clone(), r.resource_type.clone());
+        let mut body = network::with_composed(&world, r);
+        change(&mut body);
+        network::split_composed(&mut world, &real_id, &resource_type, &mut body);
+        let Some(r) = world.resources.get_mut(&key) else {
+            return false;
+        };
+        r.body = body;
+        r.etag = state::World::new_etag();
+        r.changed_time = state::now_rfc3339();
+        true
     }
 
     /// Removes a resource (and its children) behind the operator's back.

@@ -19,6 +19,90 @@ const PRIVATE: &str = "_emulator";
 /// The type of a VNet's subnets, which several checks look through.
 const SUBNETS: &str = "Microsoft.Network/virtualNetworks/subnets";
 
+/// Arrays of a parent's body whose entries ARM also serves as child resources: an NSG's
+/// `securityRules` (`…/securityRules/{name}`, securityRule.json in the network spec) and a route
+/// table's `routes` (`…/routes/{name}`, routeTable.json). The emulator keeps each entry as a
+/// child, so a write through either path shows in both, as in Azure; a PUT of the parent
+/// replaces them all. (A VNet's subnets are kept the same way by `put_vnet`, which has rules
+/// of its own.) `(parent type, array, child type)`.
+const COMPOSED: [(&str, &str, &str); 2] = [
+    (
+        "microsoft.network/networksecuritygroups",
+        "securityRules",
+        "Microsoft.Network/networkSecurityGroups/securityRules",
+    ),
+    (
+        "microsoft.network/routetables",
+        "routes",
+        "Microsoft.Network/routeTables/routes",
+    ),
+];
+
+/// The array and child type `resource_type` composes its body of, if it is a `COMPOSED` parent.
+fn composed(resource_type: &str) -> Option<(&'static str, &'static str)> {
+    COMPOSED
+        .iter()
+        .find(|(parent, _, _)| parent.eq_ignore_ascii_case(resource_type))
+        .map(|(_, array, child)| (*array, *child))
+}
+
+/// Moves the entries of a `COMPOSED` parent's array out of `body` into child resources of
+/// `parent_id`, replacing the children it had (a PUT of the parent states them all).
+pub fn split_composed(world: &mut World, parent_id: &str, resource_type: &str, body: &mut Value) {
+    let Some((array, child_type)) = composed(resource_type) else {
+        return;
+    };
+    let entries = body
+        .pointer_mut("/properties")
+        .and_then(Value::as_object_mut)
+        .and_then(|p| p.remove(array))
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default();
+    let segment = child_type.rsplit('/').next().unwrap_or(array);
+    let kept: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .map(|n| format!("{parent_id}/{segment}/{n}").to_ascii_lowercase())
+        .collect();
+    let gone: Vec<String> = world
+        .children(parent_id, segment)
+        .iter()
+        .map(|c| c.id.to_ascii_lowercase())
+        .filter(|k| !kept.contains(k))
+        .collect();
+    for k in gone {
+        world.remove_tree(&k);
+    }
+    for mut entry in entries {
+        let Some(name) = entry["name"].as_str().map(String::from) else {
+            continue;
+        };
+        if let Some(map) = entry.as_object_mut() {
+            for server_owned in ["id", "etag", "type"] {
+                map.remove(server_owned);
+            }
+        }
+        world.upsert(&format!("{parent_id}/{segment}/{name}"), child_type, entry);
+    }
+}
+
+/// A `COMPOSED` parent's body with its array filled from its children (what a GET shows).
+pub fn with_composed(world: &World, r: &Resource) -> Value {
+    let mut body = r.body.clone();
+    if let Some((array, child_type)) = composed(&r.resource_type) {
+        let segment = child_type.rsplit('/').next().unwrap_or(array);
+        if !body["properties"].is_object() {
+            body["properties"] = json!({});
+        }
+        body["properties"][array] = json!(world
+            .children(&r.id, segment)
+            .iter()
+            .map(|c| render(world, c))
+            .collect::<Vec<_>>());
+    }
+    body
+}
+
 fn bad(code: &str, message: impl Into<String>) -> ArmError {
     ArmError::bad_request(code, message)
 }
@@ -145,7 +229,10 @@ fn check_subnets(
         if let Some(nsg) = &s.nsg {
             must_exist(world, nsg, vnet_id)?;
             if s.name == "AzureBastionSubnet" {
-                let rules = world.get(nsg).map(|r| r.body.clone()).unwrap_or_default();
+                let rules = world
+                    .get(nsg)
+                    .map(|r| with_composed(world, r))
+                    .unwrap_or_default();
                 check_bastion_nsg(last_segment(nsg), &rules)?;
             }
         }
@@ -290,6 +377,26 @@ pub fn before_put(
             if attached_to_bastion {
                 check_bastion_nsg(&path.name, &body)?;
             }
+            split_composed(world, &path.id, &path.resource_type, &mut body);
+            Ok(body)
+        }
+        "microsoft.network/routetables" => {
+            split_composed(world, &path.id, &path.resource_type, &mut body);
+            Ok(body)
+        }
+        "microsoft.network/networksecuritygroups/securityrules" => {
+            let priority = body
+                .pointer("/properties/priority")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if !(100..=4096).contains(&priority) {
+                return Err(bad("SecurityRuleInvalidPriority", format!("Security rule {} has invalid priority {priority}. Value provided: {priority}. Allowed range 100-4096.", path.name)));
+            }
+            body["name"] = json!(path.name);
+            Ok(body)
+        }
+        "microsoft.network/routetables/routes" => {
+            body["name"] = json!(path.name);
             Ok(body)
         }
         "microsoft.network/publicipaddresses" => {
@@ -1055,6 +1162,9 @@ pub fn render(world: &World, r: &Resource) -> Value {
         body["properties"] = json!({});
     }
     body["properties"]["provisioningState"] = json!(provisioning_state(r));
+    if let Some((array, _)) = composed(&r.resource_type) {
+        body["properties"][array] = with_composed(world, r)["properties"][array].take();
+    }
     match r.resource_type.to_ascii_lowercase().as_str() {
         "microsoft.network/virtualnetworks" => {
             body["properties"]["subnets"] = json!(world

@@ -202,8 +202,12 @@ impl World {
     /// Stores `body` for `id` (creating or replacing), returning whether it was created.
     pub fn upsert(&mut self, id: &str, resource_type: &str, body: Value) -> bool {
         let key = id.to_ascii_lowercase();
+        // Only the resource written changes: a child's write (a subnet, a security rule, a rule
+        // collection group, an origin) leaves its parent's `changedTime` in a group listing as
+        // it was. Nothing in ARM's documentation says a child's write moves it (Resources -
+        // List By Resource Group: `changedTime` is "the changed time of the resource"), so
+        // the emulator does the less convenient thing.
         let now = now_rfc3339();
-        self.touch_ancestors(&key, &now);
         match self.resources.get_mut(&key) {
             Some(existing) => {
                 existing.body = body;
@@ -311,29 +315,8 @@ impl World {
         out
     }
 
-    /// Marks every stored ancestor of `key` changed at `now`. Assumption (not confirmed in
-    /// Azure's documentation): a write to a child (a rule collection group, an origin, a
-    /// private-endpoint connection) changes its parent's state, and ARM's `changedTime` of the
-    /// parent follows — so listing a group reveals changes to proxy children too.
-    pub fn touch_ancestors(&mut self, key: &str, now: &str) {
-        let mut current = key;
-        while let Some((parent, _)) = current
-            .rsplit_once('/')
-            .and_then(|(p, _)| p.rsplit_once('/'))
-        {
-            if !parent.contains("/providers/") {
-                break;
-            }
-            if let Some(r) = self.resources.get_mut(parent) {
-                r.changed_time = now.to_string();
-            }
-            current = parent;
-        }
-    }
-
     /// Removes `key` and everything below it, releasing their IPs.
     pub fn remove_tree(&mut self, key: &str) -> Vec<Resource> {
-        self.touch_ancestors(key, &now_rfc3339());
         let doomed = self.tree_keys(key);
         let mut removed = Vec::new();
         for k in doomed {

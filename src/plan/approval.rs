@@ -31,6 +31,10 @@ pub struct ApprovalPolicy {
     /// Reject connections that are not Front Door's. Only on a Private Link Service the
     /// operator created: on an adopted one, other teams' connections are theirs to judge.
     pub reject_others: bool,
+    /// The Private Link Service is the operator's own: any other connection found approved
+    /// there (someone with write access approved it) is a private path around Front Door and
+    /// its WAF, reported — and turned back when `reject_others`.
+    pub guards_others: bool,
 }
 
 /// A decision to write.
@@ -52,6 +56,9 @@ pub struct Assessment {
     /// Names of connections that carry the stamp's secret message but are not (or cannot be
     /// told to be) Front Door's: someone else learnt the message.
     pub impostors: Vec<String>,
+    /// Names of connections other than Front Door's found approved on a guarded service (see
+    /// `ApprovalPolicy::guards_others`).
+    pub intruders: Vec<String>,
 }
 
 /// The description the operator writes when it approves or rejects: it names the owner, never
@@ -132,6 +139,18 @@ pub fn assess(
         .collect();
     out.decisions
         .extend(rejections(connections, policy, |c| c.name != ours.name));
+    // Only once Front Door's is known can another approved one be told apart from it.
+    if policy.guards_others {
+        let intruders: Vec<&Connection> = connections
+            .iter()
+            .filter(|c| c.state == "Approved" && c.name != ours.name)
+            .collect();
+        out.intruders = intruders.iter().map(|c| c.name.clone()).collect();
+        if policy.reject_others {
+            out.decisions
+                .extend(intruders.iter().map(|c| Decision::Reject(c.id.clone())));
+        }
+    }
     out.ours = Some(ours);
     out
 }
@@ -161,6 +180,7 @@ mod tests {
     const APPROVE: ApprovalPolicy = ApprovalPolicy {
         approve: true,
         reject_others: true,
+        guards_others: true,
     };
 
     fn conn(name: &str, state: &str, description: &str) -> Connection {
@@ -232,7 +252,7 @@ mod tests {
     fn a_manual_approval_with_a_persons_words_counts_by_name() {
         let policy = ApprovalPolicy {
             approve: false,
-            reject_others: true,
+            ..APPROVE
         };
         let pending = [conn("fd", "Pending", MESSAGE)];
         let a = assess(&pending, MESSAGE, None, OWNER, policy);
@@ -263,13 +283,43 @@ mod tests {
         let policy = ApprovalPolicy {
             approve: true,
             reject_others: false,
+            guards_others: false,
         };
         let connections = [
             conn("fd", "Pending", MESSAGE),
             conn("other-team", "Pending", "hi"),
+            conn("other-team-approved", "Approved", "theirs"),
         ];
         let a = assess(&connections, MESSAGE, None, OWNER, policy);
         assert_eq!(a.decisions, [Decision::Approve(connections[0].id.clone())]);
+        assert!(a.intruders.is_empty());
+    }
+
+    #[test]
+    fn a_connection_someone_else_approved_is_reported_and_turned_back() {
+        let connections = [
+            conn("fd", "Approved", &decision_note("Approved", OWNER)),
+            conn("backdoor", "Approved", "approved by hand"),
+        ];
+        let a = assess(&connections, MESSAGE, Some("fd"), OWNER, APPROVE);
+        assert_eq!(a.intruders, ["backdoor"]);
+        assert_eq!(a.decisions, [Decision::Reject(connections[1].id.clone())]);
+        // Reported, left as it is, when the policy leaves others alone.
+        let ignore = ApprovalPolicy {
+            reject_others: false,
+            ..APPROVE
+        };
+        let a = assess(&connections, MESSAGE, Some("fd"), OWNER, ignore);
+        assert_eq!(a.intruders, ["backdoor"]);
+        assert!(a.decisions.is_empty());
+        // Which is Front Door's cannot be told (status lost, a person's words): nothing is
+        // turned back on a guess.
+        let unknown = [
+            conn("fd", "Approved", "ok - jane"),
+            conn("backdoor", "Approved", "approved by hand"),
+        ];
+        let a = assess(&unknown, MESSAGE, None, OWNER, APPROVE);
+        assert!(a.intruders.is_empty() && a.decisions.is_empty());
     }
 
     #[test]

@@ -453,6 +453,44 @@ async fn a_429_opens_the_breaker_for_the_whole_subscription() {
     assert_eq!(emulator.stats().throttled, 1);
 }
 
+/// A `429` whose code is `RetryableError` is Azure's answer for one resource that cannot take
+/// the request yet (a resource it references is still being updated), not the subscription's
+/// throttling: only that request waits and is retried; nothing else pauses.
+#[tokio::test]
+async fn a_429_retryable_error_holds_back_its_own_request_only() {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    let arm = std::sync::Arc::new(arm);
+    emulator.add_fault(
+        FaultRule::new(FaultAction::Status {
+            status: 429,
+            code: "RetryableError".into(),
+            retry_after_seconds: Some(4),
+        })
+        .method("GET")
+        .times(1),
+    );
+    let first = {
+        let arm = arm.clone();
+        tokio::spawn(async move { arm.get(&nsg("first"), NET).await })
+    };
+    while !emulator.requests().iter().any(|r| r.status == 429) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = std::time::Instant::now();
+    let other = arm
+        .put(&nsg("other"), NET, &nsg_body(json!([])), None)
+        .await;
+    assert!(other.is_ok(), "{other:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "another resource's write waited out the 4 s meant for the first"
+    );
+    assert!(
+        first.await.unwrap().unwrap().is_none(),
+        "the held request was retried after its Retry-After"
+    );
+}
+
 #[tokio::test]
 async fn transient_failures_are_retried_and_the_client_request_id_is_sent() {
     let (emulator, arm) = setup(EmulatorConfig::default()).await;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use stamp_operator::emulator::{
-    BucketLimit, EmulatorConfig, FaultAction, FaultRule, LatencyProfile, RunningEmulator,
-    ThrottleLimits,
+    BucketLimit, EmulatorConfig, FaultAction, FaultRule, LatencyProfile, RetryAfter,
+    RunningEmulator, ThrottleLimits,
 };
 
 const SUB: &str = "/subscriptions/11111111-1111-1111-1111-111111111111";
@@ -1078,4 +1078,59 @@ async fn a_subnet_written_on_its_own_leaves_its_vnet_s_listed_time() {
     let subnets = arm.get(&vnet, NET).await.body["properties"]["subnets"].clone();
     assert_eq!(subnets.as_array().unwrap().len(), 2);
     assert_eq!(listed_changed(&arm, &vnet).await, listed);
+}
+
+/// While an operation runs, `Retry-After` is Azure's constant for its provider (the network
+/// provider's 10 s, private DNS's 60 s, scaled like every latency), not the time it has left,
+/// and its URLs are shaped as each provider shapes them. The kind answer is a switch.
+#[tokio::test]
+async fn retry_after_is_the_provider_s_constant_not_the_time_left() {
+    const FACTOR: f64 = 0.05;
+    let config = |retry_after| EmulatorConfig {
+        latency: LatencyProfile::realistic(FACTOR),
+        retry_after,
+        ..Default::default()
+    };
+    let ms = |a: &Answer| {
+        a.header("retry-after-ms")
+            .expect("retry-after-ms")
+            .parse::<u64>()
+            .unwrap()
+    };
+    let arm = with_group(config(RetryAfter::Azure)).await;
+    let vnet = json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] } } });
+    let created = arm.put(&vnet_id("v"), NET, vnet.clone()).await;
+    assert_eq!(
+        ms(&created),
+        500,
+        "10 s x {FACTOR}, though the VNet takes 300 ms"
+    );
+    let status = created.header("azure-asyncoperation").unwrap();
+    assert!(
+        status.contains("/providers/Microsoft.Network/locations/westeurope/operations/"),
+        "{status}"
+    );
+    let polled = arm.call(Method::GET, &status, None, &[]).await;
+    assert_eq!(polled.body["status"], "InProgress");
+    assert_eq!(ms(&polled), 500);
+    let zone = format!(
+        "{}/providers/Microsoft.Network/privateDnsZones/privatelink.azurecr.io",
+        rg("rg")
+    );
+    let accepted = arm
+        .put(&zone, "2024-06-01", json!({ "location": "global" }))
+        .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    assert_eq!(ms(&accepted), 3000, "60 s x {FACTOR}");
+    let location = accepted.header("location").unwrap();
+    assert!(
+        location
+            .contains("/resourceGroups/rg/providers/Microsoft.Network/privateDnsOperationResults/"),
+        "{location}"
+    );
+    until_done(&arm, &accepted).await;
+
+    let kind = with_group(config(RetryAfter::TimeLeft)).await;
+    let created = kind.put(&vnet_id("v"), NET, vnet).await;
+    assert!(ms(&created) <= 300, "the time left: {}", ms(&created));
 }

@@ -675,7 +675,12 @@ async fn resume_due(
             earlier
                 .in_flight
                 .iter()
-                .find(|op| op.poll_url.contains(&r.path))
+                // The poll URL's path is the request's (a private DNS operation's URL holds its
+                // group's path, which the pass may read as well).
+                .find(|op| {
+                    let path = op.poll_url.split('?').next().unwrap_or_default();
+                    path.ends_with(&r.path)
+                })
                 .map(|op| op.resource_id.clone())
         })
         .collect();

@@ -381,7 +381,12 @@ impl ArmClient {
                 attempt -= 1;
                 continue;
             }
-            if status == StatusCode::TOO_MANY_REQUESTS {
+            // A 429 whose code is `RetryableError` is one resource that cannot take the request
+            // yet (a resource it references is still being updated): only this request waits.
+            // Any other 429 is the subscription's throttling, and every request pauses.
+            let code = answer.body.pointer("/error/code").and_then(Value::as_str);
+            let per_resource = code.is_some_and(|c| c.starts_with("Retryable"));
+            if status == StatusCode::TOO_MANY_REQUESTS && !per_resource {
                 self.metrics.throttled.inc();
                 let wait = answer
                     .retry_after()

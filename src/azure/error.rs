@@ -61,6 +61,8 @@ pub fn classify(status: u16, code: &str) -> ErrorClass {
     match status {
         404 => ErrorClass::NotFound,
         412 => ErrorClass::PreconditionFailed,
+        // One resource not ready for the request, not the subscription's throttling.
+        429 if code.starts_with("Retryable") => ErrorClass::ConflictRetryable,
         429 => ErrorClass::Throttled,
         409 if RETRYABLE_CONFLICTS.contains(&code) || code.starts_with("Retryable") => {
             ErrorClass::ConflictRetryable

@@ -47,6 +47,10 @@ pub enum Command {
         /// Entries per page of every list; more follow behind `nextLink`.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
         page_size: u16,
+        /// Answer the time an operation has left in `Retry-After`, kinder than Azure's constant
+        /// (for comparing the two; the default is Azure's).
+        #[arg(long)]
+        retry_after_time_left: bool,
     },
     /// Derive the emulator's compact request schemas from Azure's REST API specs (prints JSON).
     DeriveEmulatorSchemas {
@@ -233,28 +237,36 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             token,
             seed_examples,
             page_size,
-        } => run_emulator(listen, latency_factor, token, seed_examples, page_size),
+            retry_after_time_left,
+        } => {
+            let retry_after = if retry_after_time_left {
+                crate::emulator::RetryAfter::TimeLeft
+            } else {
+                crate::emulator::RetryAfter::Azure
+            };
+            let config = crate::emulator::EmulatorConfig {
+                latency: crate::emulator::LatencyProfile::realistic(latency_factor),
+                token,
+                page_size: usize::from(page_size),
+                retry_after,
+                ..Default::default()
+            };
+            run_emulator(listen, config, seed_examples)
+        }
     }
 }
 
 fn run_emulator(
     listen: std::net::SocketAddr,
-    latency_factor: f64,
-    token: Option<String>,
+    config: crate::emulator::EmulatorConfig,
     seed_examples: bool,
-    page_size: u16,
 ) -> Result<(), CliError> {
+    let latency_factor = config.latency.factor;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| CliError::Output(e.to_string()))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| CliError::Output(format!("cannot listen on {listen}: {e}")))?;
-        let config = crate::emulator::EmulatorConfig {
-            latency: crate::emulator::LatencyProfile::realistic(latency_factor),
-            token,
-            page_size: usize::from(page_size),
-            ..Default::default()
-        };
         let emulator = crate::emulator::RunningEmulator::on(listener, config);
         if seed_examples {
             let seeded = emulator.seed_examples().await.map_err(CliError::Output)?;

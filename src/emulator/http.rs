@@ -13,6 +13,7 @@ use super::error::ArmError;
 use super::faults::{FaultAction, FaultRule};
 use super::network;
 use super::path::{self, ResourcePath, Target};
+use super::state::{azure_retry_after_seconds, RetryAfter};
 use super::state::{now_rfc3339, Operation, OperationKind, RequestRecord, World};
 use super::throttle::{Admission, OperationClass};
 use super::Shared;
@@ -454,6 +455,13 @@ fn lock_key(p: &ResourcePath) -> String {
     }
 }
 
+/// The `Azure-AsyncOperation` and `Location` URLs of an operation, shaped as each provider
+/// shapes them: the network provider's `…/providers/Microsoft.Network/locations/{location}/
+/// operations/{id}` and `…/operationResults/{id}` (azure-sdk-for-node network recordings),
+/// private DNS's `…/resourceGroups/{group}/providers/Microsoft.Network/
+/// privateDnsOperationStatuses/{id}` and `…/privateDnsOperationResults/{id}` (privatedns
+/// 2024-06-01 `examples/PrivateZonePut.json`), the others' `…/locations/{location}/
+/// operationStatuses/{id}` and `…/operationResults/{id}`.
 fn operation_urls(
     base: &str,
     p: &ResourcePath,
@@ -461,14 +469,32 @@ fn operation_urls(
     op_id: &str,
     api_version: &str,
 ) -> (String, String) {
+    let t = p.resource_type.to_ascii_lowercase();
+    let query = format!("?api-version={api_version}");
+    if t.starts_with("microsoft.network/privatednszones") {
+        let stem = format!(
+            "{base}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network",
+            p.subscription,
+            p.resource_group.clone().unwrap_or_default()
+        );
+        return (
+            format!("{stem}/privateDnsOperationStatuses/{op_id}{query}"),
+            format!("{stem}/privateDnsOperationResults/{op_id}{query}"),
+        );
+    }
     let stem = format!(
         "{base}/subscriptions/{}/providers/{}/locations/{location}",
         p.subscription,
         p.namespace()
     );
+    let status = if t.starts_with("microsoft.network/") {
+        "operations"
+    } else {
+        "operationStatuses"
+    };
     (
-        format!("{stem}/operationStatuses/{op_id}?api-version={api_version}"),
-        format!("{stem}/operationResults/{op_id}?api-version={api_version}"),
+        format!("{stem}/{status}/{op_id}{query}"),
+        format!("{stem}/operationResults/{op_id}{query}"),
     )
 }
 
@@ -483,6 +509,12 @@ fn start_operation(
         OperationKind::Delete => world.config.latency.delete(&p.resource_type),
     };
     let id = uuid::Uuid::new_v4().to_string();
+    let asked = match world.config.retry_after {
+        RetryAfter::Azure => Some(Duration::from_secs_f64(
+            azure_retry_after_seconds(&p.resource_type) * world.config.latency.factor,
+        )),
+        RetryAfter::TimeLeft => None,
+    };
     world.begin(
         id.clone(),
         Operation {
@@ -493,6 +525,7 @@ fn start_operation(
             duration,
             failure,
             finished: false,
+            asked,
         },
     );
     if let Some(r) = world.resources.get_mut(&p.key()) {
@@ -501,10 +534,10 @@ fn start_operation(
             OperationKind::Delete => r.deleting = true,
         }
     }
-    (id, duration)
+    (id, asked.unwrap_or(duration))
 }
 
-/// Whole seconds left (0 under a second: poll again right away), capped like ARM's at a minute.
+/// Whole seconds (0 under a second: poll again right away), at most a minute.
 fn retry_after(d: Duration) -> String {
     d.as_secs().min(60).to_string()
 }
@@ -635,23 +668,23 @@ fn put(
             }
         }
         WriteStyle::AsyncOperation => {
-            let (op, duration) = start_operation(world, p, OperationKind::Put, failure);
+            let (op, pause) = start_operation(world, p, OperationKind::Put, failure);
             let (status_url, _) = operation_urls(base, p, &op_location, &op, api_version);
             let r = world.get(&p.id).cloned();
             let body = r.map(|r| network::render(world, &r)).unwrap_or(Value::Null);
             Reply::json(status, body)
                 .header("Azure-AsyncOperation", status_url)
-                .header("Retry-After", retry_after(duration))
-                .header("retry-after-ms", retry_after_ms(duration))
+                .header("Retry-After", retry_after(pause))
+                .header("retry-after-ms", retry_after_ms(pause))
         }
         WriteStyle::Accepted => {
-            let (op, duration) = start_operation(world, p, OperationKind::Put, failure);
+            let (op, pause) = start_operation(world, p, OperationKind::Put, failure);
             let (status_url, result_url) = operation_urls(base, p, &op_location, &op, api_version);
             Reply::empty(202)
                 .header("Azure-AsyncOperation", status_url)
                 .header("Location", result_url)
-                .header("Retry-After", retry_after(duration))
-                .header("retry-after-ms", retry_after_ms(duration))
+                .header("Retry-After", retry_after(pause))
+                .header("retry-after-ms", retry_after_ms(pause))
         }
     }
 }
@@ -718,12 +751,12 @@ fn delete(world: &mut World, p: &ResourcePath, base: &str, api_version: &str) ->
         .and_then(Value::as_str)
         .unwrap_or("global")
         .to_string();
-    let (op, duration) = start_operation(world, p, OperationKind::Delete, None);
+    let (op, pause) = start_operation(world, p, OperationKind::Delete, None);
     let (status_url, result_url) = operation_urls(base, p, &location, &op, api_version);
     let reply = Reply::empty(202)
         .header("Location", result_url)
-        .header("Retry-After", retry_after(duration))
-        .header("retry-after-ms", retry_after_ms(duration));
+        .header("Retry-After", retry_after(pause))
+        .header("retry-after-ms", retry_after_ms(pause));
     if is_group {
         reply
     } else {
@@ -742,7 +775,9 @@ fn poll(world: &mut World, id: &str, result: bool) -> Reply {
     };
     let now = Instant::now();
     if !op.finished {
-        let remaining = op.due_at().saturating_duration_since(now);
+        let remaining = op
+            .asked
+            .unwrap_or_else(|| op.due_at().saturating_duration_since(now));
         if result {
             // The Location URL answers 202 until the operation is over (as private DNS does).
             return Reply::empty(202)

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 pub use error::ArmError;
 pub use faults::{FaultAction, FaultRule};
 pub use latency::{realistic_put_seconds, LatencyProfile};
-pub use state::{EmulatorConfig, RequestRecord, Stats, World};
+pub use state::{EmulatorConfig, RequestRecord, RetryAfter, Stats, World};
 pub use throttle::{BucketLimit, ThrottleLimits};
 
 /// The emulator's state, shared by connections.

@@ -77,13 +77,17 @@ pub fn parse(path: &str) -> Option<Target> {
         return None;
     }
     let subscription = parts[2].to_string();
-    // /subscriptions/{s}/providers/{ns}/locations/{loc}/operationStatuses|operationResults/{id}
+    // /subscriptions/{s}/providers/{ns}/locations/{loc}/operations|operationStatuses|
+    // operationResults/{id}
     if parts.len() == 9
         && parts[3].eq_ignore_ascii_case("providers")
         && parts[5].eq_ignore_ascii_case("locations")
     {
         let result = parts[7].eq_ignore_ascii_case("operationResults");
-        if result || parts[7].eq_ignore_ascii_case("operationStatuses") {
+        if result
+            || parts[7].eq_ignore_ascii_case("operationStatuses")
+            || parts[7].eq_ignore_ascii_case("operations")
+        {
             return Some(Target::Operation {
                 id: parts[8].to_string(),
                 result,
@@ -95,6 +99,17 @@ pub fn parse(path: &str) -> Option<Target> {
         return None;
     }
     let resource_group = parts[4].to_string();
+    // /subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/
+    // privateDnsOperationStatuses|privateDnsOperationResults/{id}
+    if parts.len() == 9 && parts[5].eq_ignore_ascii_case("providers") {
+        let result = parts[7].eq_ignore_ascii_case("privateDnsOperationResults");
+        if result || parts[7].eq_ignore_ascii_case("privateDnsOperationStatuses") {
+            return Some(Target::Operation {
+                id: parts[8].to_string(),
+                result,
+            });
+        }
+    }
     if parts.len() == 5 {
         return Some(Target::Resource(ResourcePath {
             id: trimmed.to_string(),

@@ -64,6 +64,9 @@ pub struct Operation {
     pub failure: Option<ArmError>,
     /// Set once its effects were applied.
     pub finished: bool,
+    /// The pause its answers ask for (`Retry-After`), whatever it has left; `None`: the time
+    /// left (see `RetryAfter`).
+    pub asked: Option<Duration>,
 }
 
 impl Operation {
@@ -121,6 +124,8 @@ pub struct EmulatorConfig {
     pub throttle: ThrottleLimits,
     /// When set, only `Authorization: Bearer <token>` is accepted.
     pub token: Option<String>,
+    /// What `Retry-After` says while an operation runs.
+    pub retry_after: RetryAfter,
     /// Entries per page of a list; more follow behind `nextLink`. ARM pages every list and
     /// documents no page size a client may count on (resource listings are often 1000, many
     /// network collections far fewer), so tests set it small to force several pages.
@@ -133,8 +138,37 @@ impl Default for EmulatorConfig {
             latency: LatencyProfile::zero(),
             throttle: ThrottleLimits::default(),
             token: None,
+            retry_after: RetryAfter::Azure,
             page_size: 100,
         }
+    }
+}
+
+/// What an operation's answers ask for in `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RetryAfter {
+    /// As Azure does: a constant per provider, scaled like every latency, that says nothing of
+    /// the time an operation has left (see `azure_retry_after_seconds`).
+    #[default]
+    Azure,
+    /// The time the operation has left: kinder than Azure, for experiments only.
+    TimeLeft,
+}
+
+/// The `Retry-After` Azure answers while an operation of `resource_type` runs, in real seconds.
+/// The network provider answers 10 whatever is left (its InProgress polls in the network
+/// recordings of azure-sdk-for-node, api-version 2017-10-01: `retry-after: 10`); private DNS
+/// 60 (privatedns 2024-06-01 `examples/PrivateZonePut.json`, 202: `Retry-After: 60`); a
+/// resource group's deletion 15 (resource-group DELETE recordings, api-version 2016-09-01:
+/// `retry-after: 15`). Front Door's is not on record: 10, which tells nothing either.
+pub fn azure_retry_after_seconds(resource_type: &str) -> f64 {
+    let t = resource_type.to_ascii_lowercase();
+    if t.starts_with("microsoft.network/privatednszones") {
+        60.0
+    } else if t == "microsoft.resources/resourcegroups" {
+        15.0
+    } else {
+        10.0
     }
 }
 
@@ -573,6 +607,7 @@ mod tests {
             duration: Duration::from_millis(ms),
             failure: None,
             finished: false,
+            asked: None,
         };
         w.begin("late".into(), op(200, "l"));
         w.begin("early".into(), op(100, "l"));

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use stamp_operator::emulator::{FaultAction, FaultRule};
 use support::operator::{free_addr, Operator};
+use support::proxy::{api_server, SilentProxy};
 use support::stage::{json_of, stage, Stage};
 
 /// A small deterministic generator, seeded from the clock and printed on failure.
@@ -359,4 +360,98 @@ async fn of_two_replicas_only_the_leader_writes_and_the_other_takes_over() {
     following.terminate();
     let (holder, ..) = lease(&st);
     assert_eq!(holder, "", "a stopped leader keeps its Lease");
+}
+
+/// The leader cut off from the API server by a partition that swallows packets (its
+/// connections stay open, nothing answers: what a client without timeouts waits on for ever)
+/// stops talking to Azure before the follower starts: every request of the cut-off leader comes
+/// before the follower's first, even after both would have looked at Azure again on their own,
+/// and the cut-off leader exits, for its pod to restart and compete again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_stops_before_the_follower_starts() {
+    let st = stage().await;
+    let proxy = SilentProxy::to(api_server(&st.operator_kubeconfig)).await;
+    let through_proxy = proxy.kubeconfig(&st.operator_kubeconfig, st.work.path());
+    let lease_flags = ["--leader-election-lease", "stamp-system/stamp-operator"];
+    let mut a = Operator::start(
+        &through_proxy,
+        &st.emulator.url(),
+        st.work.path(),
+        "replica-a",
+        &free_addr(),
+        &lease_flags,
+    );
+    for _ in 0..100 {
+        if lease(&st).0 == "replica-a" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(lease(&st).0, "replica-a", "{}", a.log());
+    let b = st.operator("replica-b", &free_addr());
+    let objects = st.examples_named(&["prod", "weu-blue"]);
+    let objects = objects.to_str().unwrap();
+    st.cp.kubectl_ok(&["apply", "-f", objects]);
+    wait_ready(&st, objects, "180s", &|| a.log());
+
+    proxy.fall_silent();
+    let cut = st.emulator.requests().len();
+    // Azure drifts: whichever replica looks next puts it back.
+    let nsg = st
+        .emulator
+        .inventory()
+        .into_iter()
+        .find(|id| id.ends_with("-app") && id.contains("/networkSecurityGroups/nsg-weu-blue"))
+        .unwrap();
+    assert!(st
+        .emulator
+        .mutate(&nsg, |body| body["properties"]["securityRules"] =
+            serde_json::json!([])));
+    let mut taken = false;
+    for _ in 0..150 {
+        if lease(&st).0 == "replica-b" {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(taken, "no failover:\n{}", b.log());
+    st.cp.kubectl_ok(&[
+        "annotate",
+        "stamp",
+        "weu-blue",
+        "-n",
+        "prod",
+        "example.com/poke=after-the-cut",
+    ]);
+    let by = |who: &'static str| {
+        move |r: &stamp_operator::emulator::RequestRecord| {
+            r.user_agent.as_deref().is_some_and(|ua| ua.contains(who))
+        }
+    };
+    let mut repaired = false;
+    for _ in 0..150 {
+        if st.emulator.requests()[cut..]
+            .iter()
+            .any(|r| by("replica-b")(r) && r.method == "PUT")
+        {
+            repaired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(repaired, "the new leader did not repair:\n{}", b.log());
+    // Longer than a resync period and a half (the operators' 30 s, jittered): a cut-off leader
+    // still running would have looked at Azure on its own by now.
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    let log = st.emulator.requests()[cut..].to_vec();
+    let first_b = log.iter().position(by("replica-b")).unwrap();
+    let last_a = log.iter().rposition(by("replica-a"));
+    assert!(
+        last_a.is_none_or(|a| a < first_b),
+        "the cut-off leader talked to Azure after the follower started ({} of its requests after)\n{}",
+        log[first_b..].iter().filter(|r| by("replica-a")(r)).count(),
+        a.log()
+    );
+    assert!(!a.running(), "the cut-off leader still runs:\n{}", a.log());
 }

@@ -23,6 +23,10 @@ pub enum Error {
     /// An object without the name or namespace it must have.
     #[error("object without {0}")]
     MissingObjectKey(&'static str),
+    /// A call to the API server that did not answer in time (its client has no read timeout
+    /// of its own: a connection that stopped answering would hang for ever).
+    #[error("the API server did not answer {0} within {1:?}")]
+    Timeout(&'static str, std::time::Duration),
 }
 
 impl Error {
@@ -48,6 +52,7 @@ impl Error {
             Error::MissingObjectKey(_) => "missing_key",
             Error::InProgress(_) => "in_progress",
             Error::NotStarted => "not_started",
+            Error::Timeout(..) => "timeout",
         }
     }
 }

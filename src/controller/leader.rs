@@ -3,8 +3,15 @@
 //! holder stops renewing.
 //!
 //! Expiry is judged as client-go judges it: by how long *this* process has seen the same lease
-//! record unchanged, not by comparing the holder's `renewTime` with our clock — so clock skew
-//! between replicas cannot make two of them leaders at once.
+//! record unchanged, against the record's own `leaseDurationSeconds` — not by comparing the
+//! holder's `renewTime` with our clock — so clock skew between replicas cannot make two of them
+//! leaders at once.
+//!
+//! The leader must stop before anyone else may start: every call to the API server is bounded
+//! (the kube client has no read timeout; a connection that stops answering would otherwise hang
+//! a renewal for ever while the controllers write to Azure from a stale cache), and the holder
+//! gives up once a lease duration less a margin has passed since its last renewal began,
+//! whether or not a call is still pending.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +39,9 @@ pub enum Attempt {
     Leading,
     /// Someone else holds it.
     Following(String),
+    /// Our write lost a race (409): the record changed since we read it. Only a fresh read
+    /// tells whether someone else took it.
+    Contended,
 }
 
 impl LeaseLock {
@@ -69,8 +79,15 @@ impl LeaseLock {
         }
     }
 
-    /// Acquires, renews or observes the lease once. A lost race (409) means following.
+    /// Acquires, renews or observes the lease once, within a retry period.
     pub async fn attempt(&mut self) -> Result<Attempt> {
+        let limit = self.retry_period();
+        tokio::time::timeout(limit, self.attempt_unbounded())
+            .await
+            .unwrap_or(Err(Error::Timeout("a lease call", limit)))
+    }
+
+    async fn attempt_unbounded(&mut self) -> Result<Attempt> {
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -94,7 +111,10 @@ impl LeaseLock {
                     .await,
             );
         }
-        let record = format!("{holder}|{:?}", spec.renew_time);
+        let record = format!(
+            "{holder}|{:?}|{:?}",
+            spec.renew_time, spec.lease_duration_seconds
+        );
         let unchanged_for = match &self.observed {
             Some((seen, since)) if *seen == record => since.elapsed(),
             _ => {
@@ -102,7 +122,7 @@ impl LeaseLock {
                 Duration::ZERO
             }
         };
-        if holder.is_empty() || unchanged_for > self.duration {
+        if holder.is_empty() || unchanged_for > record_duration(&spec, self.duration) {
             // Free or expired: take over. `replace` carries the resourceVersion we read, so of
             // two replicas taking over at once only one succeeds.
             lease.spec = Some(self.spec(spec.lease_transitions.unwrap_or(0) + 1, None));
@@ -121,9 +141,7 @@ impl LeaseLock {
                 self.observed = None;
                 Ok(Attempt::Leading)
             }
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                Ok(Attempt::Following("another replica".into()))
-            }
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(Attempt::Contended),
             Err(e) => Err(Error::Kube(e)),
         }
     }
@@ -136,32 +154,60 @@ impl LeaseLock {
                 Ok(Attempt::Following(holder)) => {
                     tracing::debug!(%holder, lease = %self.name, "waiting for the lease");
                 }
+                Ok(Attempt::Contended) => {}
                 Err(e) => tracing::warn!(error = %e, lease = %self.name, "lease attempt failed"),
             }
             tokio::time::sleep(self.retry_period()).await;
         }
     }
 
-    /// Renews until the lease is lost — someone else holds it, or no renewal succeeded for a
-    /// whole lease duration (after which another replica may already lead). Returns then.
+    /// Renews until the lease is lost — someone else holds it, or no renewal succeeded in time
+    /// (after which another replica may already lead). Returns then, at the latest a margin
+    /// before a lease duration has passed since the last successful renewal began: the caller
+    /// stops its controllers before anyone else can see the lease expired.
     pub async fn keep(&mut self) -> String {
-        let mut last_renewal = Instant::now();
+        // Measured from when the last successful renewal was sent: its `renewTime` is no
+        // earlier than that, so no other replica's clock for it started before.
+        let mut renewed_at = Instant::now();
+        let margin = self.retry_period() / 2;
+        let mut again_now = false;
         loop {
-            tokio::time::sleep(self.retry_period()).await;
-            match self.attempt().await {
-                Ok(Attempt::Leading) => last_renewal = Instant::now(),
-                Ok(Attempt::Following(holder)) => return format!("{holder} holds the lease"),
-                Err(e) => tracing::warn!(error = %e, lease = %self.name, "lease renewal failed"),
-            }
-            // Stop a little before the others may take over.
-            if last_renewal.elapsed() + self.retry_period() / 2 > self.duration {
+            let limit = renewed_at + self.duration - margin;
+            let next = if again_now {
+                Instant::now()
+            } else {
+                Instant::now() + self.retry_period()
+            };
+            tokio::time::sleep_until(tokio::time::Instant::from_std(next.min(limit))).await;
+            if Instant::now() >= limit {
                 return "the lease could not be renewed in time".into();
+            }
+            again_now = false;
+            let sent = Instant::now();
+            let left = limit.saturating_duration_since(sent);
+            match tokio::time::timeout(left, self.attempt()).await {
+                Ok(Ok(Attempt::Leading)) => renewed_at = sent,
+                Ok(Ok(Attempt::Following(holder))) => return format!("{holder} holds the lease"),
+                // Someone wrote the record since we read it: only a fresh read tells whether
+                // they took it, so read again at once rather than give up.
+                Ok(Ok(Attempt::Contended)) => again_now = true,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, lease = %self.name, "lease renewal failed")
+                }
+                Err(_) => {
+                    tracing::warn!(lease = %self.name, "lease renewal did not answer in time");
+                }
             }
         }
     }
 
     /// Gives the lease up (on shutdown), so a successor need not wait for it to expire.
     pub async fn release(&mut self) {
+        let limit = self.retry_period();
+        let _ = tokio::time::timeout(limit, self.release_unbounded()).await;
+    }
+
+    async fn release_unbounded(&mut self) {
         if let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await {
             let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
             if spec.holder_identity.as_deref() == Some(self.identity.as_str()) {
@@ -173,5 +219,34 @@ impl LeaseLock {
                     .await;
             }
         }
+    }
+}
+
+/// How long the holder of `spec` may go without renewing: the record's own
+/// `leaseDurationSeconds` (the holder's setting, which may differ from ours), else ours.
+fn record_duration(spec: &LeaseSpec, ours: Duration) -> Duration {
+    spec.lease_duration_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .filter(|s| *s > 0)
+        .map_or(ours, Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_follows_the_record_s_duration_not_ours() {
+        let ours = Duration::from_secs(15);
+        let spec = |seconds| LeaseSpec {
+            lease_duration_seconds: seconds,
+            ..LeaseSpec::default()
+        };
+        assert_eq!(
+            record_duration(&spec(Some(60)), ours),
+            Duration::from_secs(60)
+        );
+        assert_eq!(record_duration(&spec(Some(0)), ours), ours);
+        assert_eq!(record_duration(&spec(None), ours), ours);
     }
 }

@@ -3,4 +3,5 @@
 pub mod controlplane;
 pub mod expect;
 pub mod operator;
+pub mod proxy;
 pub mod stage;

@@ -27,7 +27,7 @@ use stamp_operator::azure::{
     ArmClient, ArmConfig, ArmMetrics, CredentialConfig, PutOutcome, TokenSource,
 };
 use stamp_operator::emulator::{
-    realistic_put_seconds, BucketLimit, EmulatorConfig, LatencyProfile, RunningEmulator,
+    observable_put_seconds, BucketLimit, EmulatorConfig, LatencyProfile, RunningEmulator,
     ThrottleLimits,
 };
 
@@ -198,7 +198,9 @@ async fn seed(emulator: &RunningEmulator, stamps: usize) {
 }
 
 /// The longest dependency chain of one stamp (its GlobalPlane first), in seconds of the
-/// latency profile: no operator can be faster.
+/// latency profile as a client that polls when Azure asks can see it (`observable_put_seconds`:
+/// each operation seen done at its first `Retry-After` on or after its end, an origin once
+/// Front Door's connection request has arrived): no such operator can be faster.
 fn critical_path(factor: f64) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("one.yaml");
@@ -217,7 +219,7 @@ fn critical_path(factor: f64) -> f64 {
             .filter_map(|d| finish.get(&d.as_str().to_ascii_lowercase()))
             .fold(0.0_f64, |a, b| a.max(*b));
         let own = if r.ownership == stamp_operator::plan::Ownership::Managed {
-            realistic_put_seconds(&r.id.resource_type()) * factor
+            observable_put_seconds(&r.id.resource_type()) * factor
         } else {
             0.0
         };
@@ -264,7 +266,7 @@ fn budget_bound(stamps: usize, factor: f64, limit: BucketLimit) -> BudgetBound {
     for r in resources.iter().rev() {
         let key = r.id.as_str().to_ascii_lowercase();
         let own = if managed(r) {
-            realistic_put_seconds(&r.id.resource_type()) * factor
+            observable_put_seconds(&r.id.resource_type()) * factor
         } else {
             0.0
         };
@@ -393,7 +395,16 @@ fn count(emulator: &RunningEmulator, from: usize, to: usize) -> Counts {
         if r.status == 429 {
             c.throttled += 1;
         }
-        let poll = r.path.contains("/operationStatuses/") || r.path.contains("/operationResults/");
+        // Operation URLs as each provider shapes them (see the emulator's `operation_urls`).
+        let poll = [
+            "/operationStatuses/",
+            "/operationResults/",
+            "/operations/",
+            "/privateDnsOperationStatuses/",
+            "/privateDnsOperationResults/",
+        ]
+        .iter()
+        .any(|p| r.path.contains(p));
         match r.method.as_str() {
             "GET" if poll => c.polls += 1,
             "GET" => {

@@ -564,7 +564,14 @@ async fn private_endpoints_get_ips_from_the_subnet_and_dns_records() {
 
 #[tokio::test]
 async fn front_door_origins_create_pending_connections_that_approval_flips() {
-    let arm = with_group(EmulatorConfig::default()).await;
+    // Front Door's request reaches the service 2 s after the origin is written; the origin's
+    // own write takes 0.6 s.
+    let arm = with_group(EmulatorConfig {
+        latency: LatencyProfile::realistic(0.005),
+        front_door_request_seconds: 400.0,
+        ..Default::default()
+    })
+    .await;
     let (vnet, _, frontend) = network_with_targets(&arm).await;
     let pls = format!(
         "{}/providers/Microsoft.Network/privateLinkServices/pls",
@@ -596,8 +603,19 @@ async fn front_door_origins_create_pending_connections_that_approval_flips() {
     let origin_body = json!({ "properties": { "hostName": "10.0.2.4", "sharedPrivateLinkResource": { "privateLink": { "id": pls }, "privateLinkLocation": "westeurope", "requestMessage": "hello from prod" } } });
     arm.put_done(&origin, "2024-09-01", origin_body.clone())
         .await;
-    let connections =
-        arm.get(&pls, NET).await.body["properties"]["privateEndpointConnections"].clone();
+    let connections = || async {
+        arm.get(&pls, NET).await.body["properties"]["privateEndpointConnections"].clone()
+    };
+    assert_eq!(
+        connections().await.as_array().unwrap().len(),
+        0,
+        "the request showed the moment the origin was written"
+    );
+    // Written again while the request is on its way: still one request.
+    arm.put_done(&origin, "2024-09-01", origin_body.clone())
+        .await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let connections = connections().await;
     assert_eq!(connections.as_array().unwrap().len(), 1);
     let state = &connections[0]["properties"]["privateLinkServiceConnectionState"];
     assert_eq!(state["status"], "Pending");

@@ -177,7 +177,7 @@ async fn global_plane_applied(
 /// parent's `changedTime` where it was.
 #[tokio::test]
 async fn a_group_listing_and_the_reads_of_what_carries_security_reveal_every_change() {
-    use stamp_operator::controller::converge::listed;
+    use stamp_operator::controller::converge::{listed, Depth};
     async fn fingerprint(
         arm: &stamp_operator::azure::ArmClient,
         graph: &stamp_operator::plan::DesiredGraph,
@@ -187,7 +187,9 @@ async fn a_group_listing_and_the_reads_of_what_carries_security_reveal_every_cha
             accepted,
             kept: Duration::from_secs(60),
         };
-        listed(arm, graph, age).await.map(|l| l.fingerprint)
+        listed(arm, graph, age, Depth::WithContents)
+            .await
+            .map(|l| l.fingerprint)
     }
     async fn done(arm: &ArmClient, outcome: Result<PutOutcome, stamp_operator::azure::AzureError>) {
         if let PutOutcome::Started(op) = outcome.unwrap() {
@@ -334,7 +336,7 @@ async fn a_group_listing_and_the_reads_of_what_carries_security_reveal_every_cha
 #[tokio::test]
 async fn a_sibling_or_a_shared_parent_moving_costs_a_settled_stamp_no_full_pass() {
     use stamp_operator::api::Verification;
-    use stamp_operator::controller::converge::{freshness, listed, Freshness};
+    use stamp_operator::controller::converge::{freshness, listed, Depth, Freshness};
     use stamp_operator::plan::ResourceKind;
     let (plan, emulator, arm) = west_europe_applied().await;
     let graphs = plan.graphs();
@@ -348,7 +350,10 @@ async fn a_sibling_or_a_shared_parent_moving_costs_a_settled_stamp_no_full_pass(
         kept: Duration::from_secs(60),
     };
     let recorded = Verification {
-        fingerprint: listed(&arm, stamp, fresh).await.unwrap().fingerprint,
+        fingerprint: listed(&arm, stamp, fresh, Depth::WithContents)
+            .await
+            .unwrap()
+            .fingerprint,
         at: chrono::Utc::now().to_rfc3339(),
     };
     let hour = Duration::from_secs(3600);
@@ -572,7 +577,7 @@ async fn a_running_operation_holds_its_component_back_and_a_finished_one_is_not_
 /// proxy child) or when the listing does not show it done.
 #[tokio::test]
 async fn an_operation_come_due_on_a_listed_resource_is_read_from_the_listing_not_polled() {
-    use stamp_operator::controller::converge::{converge, listed, Known, Mode, Watched};
+    use stamp_operator::controller::converge::{converge, listed, Depth, Known, Mode, Watched};
     use stamp_operator::plan::ArmId;
     // Private DNS zones take 0.6 s here: still running when listed right after the pass.
     let (plan, emulator, arm) = global_plane_applied(0.02).await;
@@ -584,7 +589,9 @@ async fn an_operation_come_due_on_a_listed_resource_is_read_from_the_listing_not
             .listed_in_group()
     };
     let look = || async {
-        let listing = listed(&arm, stamp, ListingAge::default()).await.unwrap();
+        let listing = listed(&arm, stamp, ListingAge::default(), Depth::Listings)
+            .await
+            .unwrap();
         Known::new(None, listing, ListingAge::default())
     };
     let first = converge(

@@ -92,9 +92,16 @@ pub struct Convergence {
     pub removing: Vec<String>,
     /// Why removing what left the spec failed.
     pub removal_error: Option<String>,
-    /// Per resource (lower-case id), a write whose operation ended `Failed` in this pass — or
-    /// an earlier pass's, found failed now — with the hash of the body it wanted.
+    /// Per resource (lower-case id), a write Azure refused in this pass — its operation ended
+    /// `Failed` (or an earlier pass's, found failed now), or the request itself was refused
+    /// for good (a policy's 403, a 400) — with the hash of the body it wanted.
     pub failed_writes: BTreeMap<String, (u64, AzureError)>,
+    /// The soonest a resource held back after a refusal may be written again (see
+    /// `RETRY_FAILED_WRITE`): looking sooner would only hold it back again.
+    pub held_for: Option<Duration>,
+    /// Per resource read in full (see `contents`), the digest of what this pass read of it, or
+    /// what an earlier pass read when it matched (`Known`).
+    pub digests: BTreeMap<String, String>,
 }
 
 impl Convergence {
@@ -177,6 +184,12 @@ impl Convergence {
     /// Records what one step found.
     fn record(&mut self, r: &DesiredResource, s: Step) {
         let k = key(r);
+        if contents::read_in_full(r.kind) {
+            if let Step::Ready(Some(live)) | Step::Written(_, Some(live)) = &s {
+                self.digests
+                    .insert(k.clone(), contents::digest(r.kind, live));
+            }
+        }
         match s {
             Step::Known(live) | Step::Ready(live) => {
                 self.ready.insert(k.clone());
@@ -214,7 +227,11 @@ impl Convergence {
                 );
             }
             Step::Failed(e) => {
-                if matches!(e, AzureError::OperationFailed { .. }) {
+                // Refused for good: written again only after a backoff (or with another body),
+                // not at every look.
+                // (A conflict Azure means as transient — `AnotherOperationInProgress`, a
+                // `RetryableError` — is written again at the next look.)
+                if e.class() == crate::azure::ErrorClass::Terminal {
                     self.failed_writes.insert(k, (body_hash(r), e.clone()));
                 }
                 self.held_by_others = true;
@@ -225,6 +242,7 @@ impl Convergence {
             }
             Step::HeldAfterFailure(e, left) => {
                 self.held_by_others = true;
+                self.held_for = Some(self.held_for.map_or(left, |h| h.min(left)));
                 self.problem(
                     r.component,
                     format!(
@@ -438,7 +456,10 @@ pub async fn converge(
                             code,
                             message,
                         };
-                        out.failed_writes.insert(id.clone(), (body_hash(r), e));
+                        // A conflict Azure means as transient is written again at once.
+                        if e.class() == crate::azure::ErrorClass::Terminal {
+                            out.failed_writes.insert(id.clone(), (body_hash(r), e));
+                        }
                     }
                     Watched::Unknown
                 }
@@ -580,6 +601,11 @@ pub async fn converge(
         if let Some(lock) = lock {
             locks_held.remove(&lock);
         }
+        if matches!(s, Step::Known(_)) && contents::read_in_full(r.kind) {
+            if let Some(d) = known.digest_of(r) {
+                out.digests.insert(key(r), d.clone());
+            }
+        }
         out.record(r, s);
     }
     let started_now: BTreeSet<String> = out
@@ -708,7 +734,8 @@ impl Listing {
                 .iter()
                 .all(|(id, t)| mine.get(id) == Some(t) || ours(id))
         };
-        same(&self.tracked, &later.tracked) && same(&self.contents, &later.contents)
+        same(&self.tracked, &later.tracked)
+            && (self.contents.is_empty() || same(&self.contents, &later.contents))
     }
 }
 
@@ -758,6 +785,9 @@ pub struct Known {
     /// Writes whose operation ended `Failed`, per resource: the same body is not written
     /// again before its backoff (see `RETRY_FAILED_WRITE`).
     failed: BTreeMap<String, FailedWrite>,
+    /// Per resource read in full, the digest of what a pass read when it matched (see
+    /// `Convergence::digests`), while the object converges.
+    digests: BTreeMap<String, String>,
 }
 
 /// A write whose operation ended `Failed`.
@@ -798,19 +828,21 @@ impl Known {
     /// change this operator knows of. (Another writer in the moment between our write and
     /// this listing would go unseen until the periodic full check.)
     pub fn new(previous: Option<Known>, listing: Listing, required_age: ListingAge) -> Known {
-        let (mut matched, ended, rechecked, running, created, found_required, failed) = previous
-            .map(|p| {
-                (
-                    p.matched,
-                    p.ended,
-                    p.rechecked,
-                    p.running,
-                    p.created,
-                    p.found_required,
-                    p.failed,
-                )
-            })
-            .unwrap_or_default();
+        let (mut matched, ended, rechecked, running, created, found_required, failed, digests) =
+            previous
+                .map(|p| {
+                    (
+                        p.matched,
+                        p.ended,
+                        p.rechecked,
+                        p.running,
+                        p.created,
+                        p.found_required,
+                        p.failed,
+                        p.digests,
+                    )
+                })
+                .unwrap_or_default();
         for (id, (then, _)) in &mut matched {
             if then.is_empty() {
                 if let Some(now) = listing.changed.get(id) {
@@ -829,7 +861,18 @@ impl Known {
             created,
             found_required,
             failed,
+            digests,
         }
+    }
+
+    /// The digest of what `r` (read in full) said when it matched: as the look before this
+    /// pass read it, or as the pass that matched it did.
+    fn digest_of(&self, r: &DesiredResource) -> Option<&String> {
+        let id = key(r);
+        self.listing
+            .contents
+            .get(&id)
+            .or_else(|| self.digests.get(&id))
     }
 
     /// Azure's error and the time left, when `r`'s body is the one whose last write failed
@@ -979,6 +1022,11 @@ impl Known {
                 then_digest == now_digest
                     && (then_time == now_time || !self.listing.tracked.contains_key(&id))
             }
+            // A look without contents (a converging object's): the time tells what it can,
+            // and the check at the end of convergence reads the rest (`verified_fingerprint`).
+            (Some((then_time, _)), None) => {
+                then_time == now || self.listing.under_shared.contains(&id)
+            }
             _ => then == now || self.listing.under_shared.contains(&id),
         };
         if !unchanged {
@@ -1023,6 +1071,11 @@ impl Known {
             } else {
                 self.failed
             },
+            digests: if converged {
+                BTreeMap::new()
+            } else {
+                self.digests
+            },
         }
     }
 
@@ -1030,6 +1083,20 @@ impl Known {
     /// written by this pass — at the one the next listing shows.
     pub fn learn(&mut self, graph: &DesiredGraph, pass: &Convergence) {
         self.created.extend(pass.created.iter().cloned());
+        for r in graph
+            .resources
+            .iter()
+            .filter(|r| contents::read_in_full(r.kind))
+        {
+            match pass
+                .digests
+                .get(&key(r))
+                .filter(|_| pass.ready.contains(&key(r)))
+            {
+                Some(d) => self.digests.insert(key(r), d.clone()),
+                None => self.digests.remove(&key(r)),
+            };
+        }
         self.failed.retain(|id, _| !pass.ready.contains(id));
         for (id, (hash, error)) in &pass.failed_writes {
             let failures = match self.failed.get(id) {
@@ -1140,6 +1207,7 @@ pub async fn listed(
     arm: &ArmClient,
     graph: &DesiredGraph,
     age: ListingAge,
+    depth: Depth,
 ) -> Result<Listing, AzureError> {
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     let mut groups: BTreeSet<(String, String)> = BTreeSet::new();
@@ -1237,7 +1305,11 @@ pub async fn listed(
     let in_full: Vec<&DesiredResource> = graph
         .resources
         .iter()
-        .filter(|r| contents::read_in_full(r.kind) && covering(&r.id).is_some())
+        .filter(|r| {
+            depth == Depth::WithContents
+                && contents::read_in_full(r.kind)
+                && covering(&r.id).is_some()
+        })
         .collect();
     let read = contents::read(arm, &in_full, &under_shared, age).await?;
     for (id, digest) in &read.digests {
@@ -1267,6 +1339,35 @@ pub async fn listed(
 /// `Listing::changed`.
 const CONTENT_SEPARATOR: char = '#';
 
+/// How deep a look goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// The group listings only: a converging object's passes, which read what they have not
+    /// matched yet anyway, and check what they trusted at the end (see `verified_fingerprint`).
+    Listings,
+    /// The listings and the resources read in full (see `contents`): a settled object's look,
+    /// and the one that records a check.
+    WithContents,
+}
+
+/// The fingerprint to record after a pass that converged: `after` (a look with contents taken
+/// once the pass was done) when everything that moved between `before` (the look the pass
+/// started from) and it is the pass's own doing, and everything read in full says what the
+/// pass saw of it (a change made behind its back while it trusted an earlier match would
+/// otherwise become the baseline); else `before`'s, which the next resync will not find again,
+/// so it reads everything.
+pub fn verified_fingerprint(before: &Listing, after: &Listing, pass: &Convergence) -> String {
+    let seen_as_read = after.contents.iter().all(|(id, digest)| {
+        pass.digests.get(id).is_none_or(|seen| seen == digest)
+            || pass.touched.iter().any(|w| w == id || is_below(w, id))
+    });
+    if before.moved_only_by(after, &pass.touched) && seen_as_read {
+        after.fingerprint.clone()
+    } else {
+        before.fingerprint.clone()
+    }
+}
+
 /// What `Listing::changed` holds for a resource group that a listing found.
 const GROUP_LISTED: &str = "listed";
 
@@ -1295,18 +1396,26 @@ pub async fn freshness(
     listing_age: ListingAge,
     rechecked: Option<&str>,
 ) -> Freshness {
-    let listing = match listed(arm, graph, listing_age).await {
-        Ok(found) => found,
-        // Without a listing, read every resource: correctness before thrift.
-        Err(_) => return Freshness::Stale(None),
-    };
     let young = recorded
         .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v.at).ok())
         .is_some_and(|at| {
             let age = chrono::Utc::now().signed_duration_since(at);
             age.to_std().is_ok_and(|age| age < max_age)
         });
-    let Some(recorded) = recorded.filter(|_| settled && young) else {
+    let recorded = recorded.filter(|_| settled && young);
+    // Only a look that may skip the pass reads contents: a pass reads what it has not matched
+    // anyway, and the end of convergence checks what it trusted (`verified_fingerprint`).
+    let depth = if recorded.is_some() {
+        Depth::WithContents
+    } else {
+        Depth::Listings
+    };
+    let listing = match listed(arm, graph, listing_age, depth).await {
+        Ok(found) => found,
+        // Without a listing, read every resource: correctness before thrift.
+        Err(_) => return Freshness::Stale(None),
+    };
+    let Some(recorded) = recorded else {
         return Freshness::Stale(Some(listing));
     };
     if recorded.fingerprint == listing.fingerprint || rechecked == Some(&listing.fingerprint) {
@@ -1665,5 +1774,33 @@ mod tests {
         known.left_running(&pass);
         let mut known = next(known);
         assert_eq!(urls(known.unfinished(vec![op("a")])), ["b"]);
+    }
+
+    /// A change made behind a converging object's back to what it had matched (and trusted
+    /// since) is not taken as the baseline of its check: the next resync reads everything.
+    #[test]
+    fn a_check_recorded_after_convergence_never_adopts_what_the_pass_did_not_see() {
+        let nsg = "/subscriptions/s/resourcegroups/rg/providers/microsoft.network/networksecuritygroups/n";
+        let before = Listing {
+            fingerprint: "before".into(),
+            ..Listing::default()
+        };
+        let after = Listing {
+            fingerprint: "after".into(),
+            contents: [(nsg.to_string(), "changed".to_string())].into(),
+            ..Listing::default()
+        };
+        let mut pass = Convergence::default();
+        pass.digests.insert(nsg.into(), "as-matched".into());
+        assert_eq!(verified_fingerprint(&before, &after, &pass), "before");
+        pass.digests.insert(nsg.into(), "changed".into());
+        assert_eq!(verified_fingerprint(&before, &after, &pass), "after");
+        // Written by the pass itself: its own change.
+        pass.digests.insert(nsg.into(), "as-matched".into());
+        pass.touched.insert(nsg.into());
+        assert_eq!(verified_fingerprint(&before, &after, &pass), "after");
+        // Nothing known of it (matched without a body, or written and not read back): as found.
+        let quiet = Convergence::default();
+        assert_eq!(verified_fingerprint(&before, &after, &quiet), "after");
     }
 }

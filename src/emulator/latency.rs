@@ -59,3 +59,18 @@ pub fn realistic_put_seconds(resource_type: &str) -> f64 {
         _ => 2.0,
     }
 }
+
+/// When a client that polls as Azure asks (see `state::azure_retry_after_seconds`) can first
+/// see a PUT of `resource_type` done, in real seconds: at the first `Retry-After` on or after
+/// its end. A Front Door origin's write is of use only once its connection request has reached
+/// the Private Link Service (see `EmulatorConfig::front_door_request_seconds`).
+pub fn observable_put_seconds(resource_type: &str) -> f64 {
+    let took = realistic_put_seconds(resource_type);
+    let pause = super::state::azure_retry_after_seconds(resource_type);
+    let seen = (took / pause).ceil() * pause;
+    if resource_type.eq_ignore_ascii_case("microsoft.cdn/profiles/origingroups/origins") {
+        seen + super::state::EmulatorConfig::default().front_door_request_seconds
+    } else {
+        seen
+    }
+}

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 
 pub use error::ArmError;
 pub use faults::{FaultAction, FaultRule};
-pub use latency::{realistic_put_seconds, LatencyProfile};
+pub use latency::{observable_put_seconds, realistic_put_seconds, LatencyProfile};
 pub use state::{EmulatorConfig, RequestRecord, RetryAfter, Stats, World};
 pub use throttle::{BucketLimit, ThrottleLimits};
 

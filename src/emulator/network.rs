@@ -1032,23 +1032,63 @@ fn put_origin(world: &mut World, path: &ResourcePath, mut body: Value) -> Result
             .filter(|c| {
                 c.starts_with(&pls.to_ascii_lowercase()) && world.resources.contains_key(c)
             });
-        let connection = match kept {
-            Some(c) => c,
+        let on_the_way = world
+            .front_door_requests
+            .iter()
+            .any(|r| r.origin == path.key() && r.private_link_service.eq_ignore_ascii_case(&pls));
+        match kept {
+            Some(c) => body[PRIVATE] = json!({ "connection": c }),
+            None if on_the_way => {}
             None => {
-                // Front Door's managed private endpoint lives in a Microsoft-owned subscription.
-                let requester = format!("/subscriptions/00000000-0000-0000-0000-afd000000000/resourceGroups/afd-managed/providers/Microsoft.Network/privateEndpoints/{}", uuid::Uuid::new_v4());
                 let message = str_at(
                     &body,
                     "/properties/sharedPrivateLinkResource/requestMessage",
                 )
                 .unwrap_or_default()
                 .to_string();
-                open_connection(world, &pls, &requester, &message, false)
+                let delay = world.config.front_door_request_seconds * world.config.latency.factor;
+                let request = super::state::FrontDoorRequest {
+                    due: std::time::Instant::now() + std::time::Duration::from_secs_f64(delay),
+                    origin: path.key(),
+                    private_link_service: pls.clone(),
+                    message,
+                };
+                if delay > 0.0 {
+                    world.front_door_requests.push(request);
+                } else {
+                    body[PRIVATE] = json!({ "connection": front_door_connection(world, &request) });
+                }
             }
-        };
-        body[PRIVATE] = json!({ "connection": connection });
+        }
     }
     Ok(body)
+}
+
+/// Opens Front Door's connection on the Private Link Service `request` names.
+fn front_door_connection(world: &mut World, request: &super::state::FrontDoorRequest) -> String {
+    // Front Door's managed private endpoint lives in a Microsoft-owned subscription.
+    let requester = format!("/subscriptions/00000000-0000-0000-0000-afd000000000/resourceGroups/afd-managed/providers/Microsoft.Network/privateEndpoints/{}", uuid::Uuid::new_v4());
+    open_connection(
+        world,
+        &request.private_link_service,
+        &requester,
+        &request.message,
+        false,
+    )
+}
+
+/// A Front Door connection request arrives: its connection shows on the Private Link Service,
+/// Pending, unless the origin or the service is gone by then.
+pub fn front_door_request_arrives(world: &mut World, request: &super::state::FrontDoorRequest) {
+    let both_there = world.resources.contains_key(&request.origin)
+        && world.get(&request.private_link_service).is_some();
+    if !both_there {
+        return;
+    }
+    let connection = front_door_connection(world, request);
+    if let Some(origin) = world.resources.get_mut(&request.origin) {
+        origin.body[PRIVATE] = json!({ "connection": connection });
+    }
 }
 
 /// Refuses a DELETE of something still in use, as ARM does.

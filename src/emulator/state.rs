@@ -126,6 +126,13 @@ pub struct EmulatorConfig {
     pub token: Option<String>,
     /// What `Retry-After` says while an operation runs.
     pub retry_after: RetryAfter,
+    /// Real seconds (scaled like every latency) between a Front Door origin's write and its
+    /// private endpoint's connection request showing on the Private Link Service it names.
+    /// Front Door "creates a private endpoint on your behalf" and the request then arrives
+    /// "pending your approval" (Microsoft Learn, Secure your origin with Private Link in Azure
+    /// Front Door Premium); how long that takes is not documented: a minute, the less
+    /// convenient thing.
+    pub front_door_request_seconds: f64,
     /// Entries per page of a list; more follow behind `nextLink`. ARM pages every list and
     /// documents no page size a client may count on (resource listings are often 1000, many
     /// network collections far fewer), so tests set it small to force several pages.
@@ -139,9 +146,24 @@ impl Default for EmulatorConfig {
             throttle: ThrottleLimits::default(),
             token: None,
             retry_after: RetryAfter::Azure,
+            front_door_request_seconds: 60.0,
             page_size: 100,
         }
     }
+}
+
+/// A Front Door origin's private endpoint connection request, on its way to the Private Link
+/// Service it names.
+#[derive(Debug, Clone)]
+pub struct FrontDoorRequest {
+    /// When it shows on the service.
+    pub due: Instant,
+    /// The origin (lower-case id).
+    pub origin: String,
+    /// The Private Link Service.
+    pub private_link_service: String,
+    /// Its request message.
+    pub message: String,
 }
 
 /// What an operation's answers ask for in `Retry-After`.
@@ -186,6 +208,8 @@ pub struct World {
     pub operations: HashMap<String, Operation>,
     /// Unfinished operations by when they are due: completing them never reads finished ones.
     pending: BTreeSet<(Instant, String)>,
+    /// Front Door connection requests still on their way, by when they arrive.
+    pub front_door_requests: Vec<FrontDoorRequest>,
     /// How many unfinished operations hold each lock key.
     held_locks: HashMap<String, usize>,
     /// Throttling buckets.
@@ -217,6 +241,7 @@ impl World {
             by_type: HashMap::new(),
             operations: HashMap::new(),
             pending: BTreeSet::new(),
+            front_door_requests: Vec::new(),
             held_locks: HashMap::new(),
             throttle,
             faults: Faults::default(),
@@ -464,6 +489,14 @@ impl World {
                     self.remove_tree(&op.resource_key);
                 }
             }
+        }
+        let (arrived, on_the_way): (Vec<FrontDoorRequest>, Vec<FrontDoorRequest>) =
+            std::mem::take(&mut self.front_door_requests)
+                .into_iter()
+                .partition(|r| r.due <= now);
+        self.front_door_requests = on_the_way;
+        for request in arrived {
+            super::network::front_door_request_arrives(self, &request);
         }
     }
 

@@ -56,11 +56,21 @@ const RETRYABLE_CONFLICTS: [&str; 4] = [
     "Conflict",
 ];
 
+/// Codes the network provider answers (with a 400 as often as a 409) while something the
+/// request depends on is still being written: the same request succeeds once that ends, so it
+/// is retried soon, not held back as a refusal.
+const WAIT_FOR_DEPENDENCY: [&str; 3] = [
+    "FirewallPolicyUpdateNotAllowedWhenUpdatingOrDeleting",
+    "FirewallPolicyRuleCollectionGroupUpdateNotAllowedWhenUpdatingOrDeleting",
+    "ReferencedResourceNotProvisioned",
+];
+
 /// Classifies an ARM answer by status and error code.
 pub fn classify(status: u16, code: &str) -> ErrorClass {
     match status {
         404 => ErrorClass::NotFound,
         412 => ErrorClass::PreconditionFailed,
+        400 | 409 | 429 if WAIT_FOR_DEPENDENCY.contains(&code) => ErrorClass::ConflictRetryable,
         // One resource not ready for the request, not the subscription's throttling.
         429 if code.starts_with("Retryable") => ErrorClass::ConflictRetryable,
         429 => ErrorClass::Throttled,
@@ -193,6 +203,18 @@ mod tests {
         );
         assert_eq!(classify(503, "ServiceUnavailable"), ErrorClass::Transient);
         assert_eq!(classify(400, "InvalidRequestContent"), ErrorClass::Terminal);
+        assert_eq!(
+            classify(400, "FirewallPolicyUpdateNotAllowedWhenUpdatingOrDeleting"),
+            ErrorClass::ConflictRetryable
+        );
+        assert_eq!(
+            classify(400, "ReferencedResourceNotProvisioned"),
+            ErrorClass::ConflictRetryable
+        );
+        assert_eq!(
+            classify(429, "RetryableError"),
+            ErrorClass::ConflictRetryable
+        );
         assert_eq!(classify(403, "AuthorizationFailed"), ErrorClass::Terminal);
         assert_eq!(
             classify(403, "RequestDisallowedByPolicy"),

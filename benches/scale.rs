@@ -198,9 +198,8 @@ async fn seed(emulator: &RunningEmulator, stamps: usize) {
 }
 
 /// The longest dependency chain of one stamp (its GlobalPlane first), in seconds of the
-/// latency profile as a client that polls when Azure asks can see it (`observable_put_seconds`:
-/// each operation seen done at its first `Retry-After` on or after its end, an origin once
-/// Front Door's connection request has arrived): no such operator can be faster.
+/// latency profile, an origin counted until Front Door's connection request has arrived
+/// (`observable_put_seconds`): no operator can be faster.
 fn critical_path(factor: f64) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("one.yaml");

@@ -60,17 +60,15 @@ pub fn realistic_put_seconds(resource_type: &str) -> f64 {
     }
 }
 
-/// When a client that polls as Azure asks (see `state::azure_retry_after_seconds`) can first
-/// see a PUT of `resource_type` done, in real seconds: at the first `Retry-After` on or after
-/// its end. A Front Door origin's write is of use only once its connection request has reached
-/// the Private Link Service (see `EmulatorConfig::front_door_request_seconds`).
+/// The soonest any client can find a PUT of `resource_type` of use, in real seconds: when it
+/// ends — and for a Front Door origin, once its connection request has reached the Private
+/// Link Service (see `EmulatorConfig::front_door_request_seconds`). (Azure's `Retry-After` does
+/// not add to it: a group listing can show an operation ended before its next poll is due.)
 pub fn observable_put_seconds(resource_type: &str) -> f64 {
     let took = realistic_put_seconds(resource_type);
-    let pause = super::state::azure_retry_after_seconds(resource_type);
-    let seen = (took / pause).ceil() * pause;
     if resource_type.eq_ignore_ascii_case("microsoft.cdn/profiles/origingroups/origins") {
-        seen + super::state::EmulatorConfig::default().front_door_request_seconds
+        took + super::state::EmulatorConfig::default().front_door_request_seconds
     } else {
-        seen
+        took
     }
 }

@@ -416,15 +416,19 @@ async fn a_write_that_would_wait_makes_way_for_more_urgent_work_waiting_to_start
     assert_eq!(emulator.stats().throttled, 0);
 }
 
-#[tokio::test]
-async fn a_429_opens_the_breaker_for_the_whole_subscription() {
-    let (emulator, arm) = setup(EmulatorConfig::default()).await;
-    let arm = std::sync::Arc::new(arm);
+/// Starts a GET of NSG `first` that the emulator answers `429 code` with `Retry-After:
+/// seconds`, and waits until it has been so answered; the GET goes on (retrying) in the task.
+async fn first_get_answered_429(
+    emulator: &RunningEmulator,
+    arm: &std::sync::Arc<ArmClient>,
+    code: &str,
+    seconds: u64,
+) -> tokio::task::JoinHandle<Result<Option<LiveResource>, AzureError>> {
     emulator.add_fault(
         FaultRule::new(FaultAction::Status {
             status: 429,
-            code: "SubscriptionRequestsThrottled".into(),
-            retry_after_seconds: Some(1),
+            code: code.into(),
+            retry_after_seconds: Some(seconds),
         })
         .method("GET")
         .times(1),
@@ -433,9 +437,17 @@ async fn a_429_opens_the_breaker_for_the_whole_subscription() {
         let arm = arm.clone();
         tokio::spawn(async move { arm.get(&nsg("first"), NET).await })
     };
-    while emulator.stats().throttled == 0 {
+    while !emulator.requests().iter().any(|r| r.status == 429) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    first
+}
+
+#[tokio::test]
+async fn a_429_opens_the_breaker_for_the_whole_subscription() {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    let arm = std::sync::Arc::new(arm);
+    let first = first_get_answered_429(&emulator, &arm, "SubscriptionRequestsThrottled", 1).await;
     // Another caller, another resource, another class: it waits out the Retry-After too.
     let started = std::time::Instant::now();
     let other = arm
@@ -460,22 +472,7 @@ async fn a_429_opens_the_breaker_for_the_whole_subscription() {
 async fn a_429_retryable_error_holds_back_its_own_request_only() {
     let (emulator, arm) = setup(EmulatorConfig::default()).await;
     let arm = std::sync::Arc::new(arm);
-    emulator.add_fault(
-        FaultRule::new(FaultAction::Status {
-            status: 429,
-            code: "RetryableError".into(),
-            retry_after_seconds: Some(4),
-        })
-        .method("GET")
-        .times(1),
-    );
-    let first = {
-        let arm = arm.clone();
-        tokio::spawn(async move { arm.get(&nsg("first"), NET).await })
-    };
-    while !emulator.requests().iter().any(|r| r.status == 429) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let first = first_get_answered_429(&emulator, &arm, "RetryableError", 4).await;
     let started = std::time::Instant::now();
     let other = arm
         .put(&nsg("other"), NET, &nsg_body(json!([])), None)

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use support::operator::free_addr;
 use support::stage::{json_of, read_status, stage};
 
@@ -178,15 +178,7 @@ async fn examples_become_ready_and_deletion_leaves_nothing_behind() {
     }
 
     // Drift: a rule deleted behind the operator's back is put back, and an Event says so.
-    let nsg = st
-        .emulator
-        .inventory()
-        .into_iter()
-        .find(|id| id.ends_with("-app") && id.contains("/networkSecurityGroups/nsg-weu-blue"))
-        .unwrap();
-    assert!(st
-        .emulator
-        .mutate(&nsg, |body| body["properties"]["securityRules"] = json!([])));
+    let nsg = st.empty_app_nsg();
     cp.kubectl_ok(&[
         "annotate",
         "stamp",

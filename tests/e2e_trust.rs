@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use stamp_operator::azure::PutOutcome;
 use stamp_operator::emulator::{FaultAction, FaultRule};
 use support::expect::{applied_ready, condition, events, eventually, ready as wait_ready, stamp};
+use support::operator::Operator;
 use support::stage::{json_of, stage, Stage};
 
 const NET: &str = "2024-05-01";
@@ -87,8 +88,9 @@ async fn connections(st: &Stage, pls: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stranger_with_the_old_or_a_copied_request_message_is_not_approved_but_reported() {
+/// A stage with one operator replica and stamp `prod/weu-blue` Ready: its status, and the id of
+/// its Private Link Service.
+async fn weu_blue_ready() -> (Stage, Operator, Value, String) {
     let st = stage().await;
     let operator = st.operator("replica-a", "127.0.0.1:0");
     applied_ready(&st, &["prod", "weu-blue"], &operator);
@@ -97,6 +99,12 @@ async fn a_stranger_with_the_old_or_a_copied_request_message_is_not_approved_but
         .as_str()
         .unwrap()
         .to_string();
+    (st, operator, status, pls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_with_the_old_or_a_copied_request_message_is_not_approved_but_reported() {
+    let (st, operator, status, pls) = weu_blue_ready().await;
     let origin = status["outputs"]["frontDoorOriginId"]
         .as_str()
         .unwrap()
@@ -386,14 +394,7 @@ fn id_with(st: &Stage, kind: &str, parts: &[&str]) -> String {
 /// the stamp) finds each, puts it back and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_children_edited_behind_the_operator_s_back_are_repaired_at_the_next_resync() {
-    let st = stage().await;
-    let operator = st.operator("replica-a", "127.0.0.1:0");
-    applied_ready(&st, &["prod", "weu-blue"], &operator);
-    let status = stamp(&st)["status"].clone();
-    let pls = status["outputs"]["privateLinkServiceId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (st, operator, _, pls) = weu_blue_ready().await;
     let vnet = id_with(&st, "virtualNetworks", &["vnet-weu-blue"]);
     let app_subnet = format!("{vnet}/subnets/snet-app");
     let nsg = id_with(&st, "networkSecurityGroups", &["nsg-weu-blue", "-app"]);

@@ -76,6 +76,22 @@ impl Stage {
         )
     }
 
+    /// The id of stamp `weu-blue`'s app subnet NSG, and empties its rules behind the
+    /// operator's back (drift).
+    pub fn empty_app_nsg(&self) -> String {
+        let nsg = self
+            .emulator
+            .inventory()
+            .into_iter()
+            .find(|id| id.ends_with("-app") && id.contains("/networkSecurityGroups/nsg-weu-blue"))
+            .expect("the app NSG of weu-blue");
+        assert!(self
+            .emulator
+            .mutate(&nsg, |body| body["properties"]["securityRules"] =
+                serde_json::json!([])));
+        nsg
+    }
+
     /// Writes (anything but GET) the emulator answered for paths containing `fragment`.
     pub fn writes_under(&self, fragment: &str) -> usize {
         self.emulator

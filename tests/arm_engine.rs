@@ -416,6 +416,27 @@ async fn a_write_that_would_wait_makes_way_for_more_urgent_work_waiting_to_start
     assert_eq!(emulator.stats().throttled, 0);
 }
 
+/// A GET of NSG `first` answered `429 code` with `Retry-After: seconds` (it goes on, retrying,
+/// in the task returned), then a PUT of NSG `other`: how long the PUT took.
+async fn a_write_after_a_429(
+    code: &str,
+    seconds: u64,
+) -> (
+    RunningEmulator,
+    tokio::task::JoinHandle<Result<Option<LiveResource>, AzureError>>,
+    Duration,
+) {
+    let (emulator, arm) = setup(EmulatorConfig::default()).await;
+    let arm = std::sync::Arc::new(arm);
+    let first = first_get_answered_429(&emulator, &arm, code, seconds).await;
+    let started = std::time::Instant::now();
+    let other = arm
+        .put(&nsg("other"), NET, &nsg_body(json!([])), None)
+        .await;
+    assert!(other.is_ok(), "{other:?}");
+    (emulator, first, started.elapsed())
+}
+
 /// Starts a GET of NSG `first` that the emulator answers `429 code` with `Retry-After:
 /// seconds`, and waits until it has been so answered; the GET goes on (retrying) in the task.
 async fn first_get_answered_429(
@@ -445,17 +466,10 @@ async fn first_get_answered_429(
 
 #[tokio::test]
 async fn a_429_opens_the_breaker_for_the_whole_subscription() {
-    let (emulator, arm) = setup(EmulatorConfig::default()).await;
-    let arm = std::sync::Arc::new(arm);
-    let first = first_get_answered_429(&emulator, &arm, "SubscriptionRequestsThrottled", 1).await;
     // Another caller, another resource, another class: it waits out the Retry-After too.
-    let started = std::time::Instant::now();
-    let other = arm
-        .put(&nsg("other"), NET, &nsg_body(json!([])), None)
-        .await;
-    assert!(other.is_ok(), "{other:?}");
+    let (emulator, first, took) = a_write_after_a_429("SubscriptionRequestsThrottled", 1).await;
     assert!(
-        started.elapsed() >= Duration::from_millis(500),
+        took >= Duration::from_millis(500),
         "the write went out during the breaker window"
     );
     assert!(
@@ -470,16 +484,9 @@ async fn a_429_opens_the_breaker_for_the_whole_subscription() {
 /// throttling: only that request waits and is retried; nothing else pauses.
 #[tokio::test]
 async fn a_429_retryable_error_holds_back_its_own_request_only() {
-    let (emulator, arm) = setup(EmulatorConfig::default()).await;
-    let arm = std::sync::Arc::new(arm);
-    let first = first_get_answered_429(&emulator, &arm, "RetryableError", 4).await;
-    let started = std::time::Instant::now();
-    let other = arm
-        .put(&nsg("other"), NET, &nsg_body(json!([])), None)
-        .await;
-    assert!(other.is_ok(), "{other:?}");
+    let (_emulator, first, took) = a_write_after_a_429("RetryableError", 4).await;
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        took < Duration::from_secs(2),
         "another resource's write waited out the 4 s meant for the first"
     );
     assert!(

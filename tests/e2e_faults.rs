@@ -260,20 +260,19 @@ async fn watches_recover_when_the_api_server_restarts() {
     );
 }
 
-/// The Lease record: (holder, renewTime, acquireTime, leaseDurationSeconds).
+/// The Lease record: (holder, renewTime, acquireTime, leaseDurationSeconds); empty until the
+/// first replica creates it.
 fn lease(st: &Stage) -> (String, String, String, i64) {
-    let lease = json_of(
-        &st.cp,
-        &[
-            "get",
-            "lease",
-            "stamp-operator",
-            "-n",
-            "stamp-system",
-            "-o",
-            "json",
-        ],
-    );
+    let out = st.cp.kubectl(&[
+        "get",
+        "lease",
+        "stamp-operator",
+        "-n",
+        "stamp-system",
+        "-o",
+        "json",
+    ]);
+    let lease: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let spec = &lease["spec"];
     (
         spec["holderIdentity"]
@@ -381,26 +380,13 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_the_follower_starts()
         &free_addr(),
         &lease_flags,
     );
-    // The Lease does not exist until the first replica creates it.
-    let holder = || {
-        let out = st.cp.kubectl(&[
-            "get",
-            "lease",
-            "stamp-operator",
-            "-n",
-            "stamp-system",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ]);
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
     for _ in 0..100 {
-        if holder() == "replica-a" {
+        if lease(&st).0 == "replica-a" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(holder(), "replica-a", "{}", a.log());
+    assert_eq!(lease(&st).0, "replica-a", "{}", a.log());
     let b = st.operator("replica-b", &free_addr());
     let objects = st.examples_named(&["prod", "weu-blue"]);
     let objects = objects.to_str().unwrap();

@@ -1152,3 +1152,37 @@ async fn retry_after_is_the_provider_s_constant_not_the_time_left() {
     let created = kind.put(&vnet_id("v"), NET, vnet).await;
     assert!(ms(&created) <= 300, "the time left: {}", ms(&created));
 }
+
+/// A private DNS zone's PATCH is long-running like its PUT (`PrivateZones_Update` answers
+/// 200 or 202 and is `x-ms-long-running-operation` in privatedns.json 2024-06-01).
+#[tokio::test]
+async fn a_private_dns_zone_patch_is_long_running() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let zone = format!(
+        "{}/providers/Microsoft.Network/privateDnsZones/privatelink.vaultcore.azure.net",
+        rg("rg")
+    );
+    until_done(
+        &arm,
+        &arm.put(&zone, "2024-06-01", json!({ "location": "global" }))
+            .await,
+    )
+    .await;
+    let patched = arm
+        .call(
+            Method::PATCH,
+            &arm.url(&zone, "2024-06-01"),
+            Some(json!({ "tags": { "team": "platform" } })),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::ACCEPTED, "{}", patched.body);
+    assert!(patched
+        .header("azure-asyncoperation")
+        .is_some_and(|u| u.contains("/privateDnsOperationStatuses/")));
+    until_done(&arm, &patched).await;
+    assert_eq!(
+        arm.get(&zone, "2024-06-01").await.body["tags"]["team"],
+        "platform"
+    );
+}

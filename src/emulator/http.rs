@@ -286,7 +286,7 @@ fn route(
                     base,
                     fail_operation.take(),
                 ),
-                Method::PATCH => patch(world, p, body),
+                Method::PATCH => patch(world, p, body, base, &api_version),
                 Method::DELETE => delete(world, p, base, &api_version),
                 _ => ArmError::new(
                     405,
@@ -689,7 +689,7 @@ fn put(
     }
 }
 
-fn patch(world: &mut World, p: &ResourcePath, raw: &Bytes) -> Reply {
+fn patch(world: &mut World, p: &ResourcePath, raw: &Bytes, base: &str, api_version: &str) -> Reply {
     let Ok(body) = serde_json::from_slice::<Value>(raw) else {
         return ArmError::bad_request(
             "InvalidRequestContent",
@@ -706,6 +706,21 @@ fn patch(world: &mut World, p: &ResourcePath, raw: &Bytes) -> Reply {
         r.changed_time = now_rfc3339();
     }
     let r = r.clone();
+    // A private DNS zone's or link's PATCH is long-running like its PUT (privatedns.json
+    // 2024-06-01: `PrivateZones_Update` and `VirtualNetworkLinks_Update` answer 200 or 202,
+    // `x-ms-long-running-operation`); a record set's is not.
+    if style(p) == WriteStyle::Accepted {
+        if world.locked(&lock_key(p)) {
+            return ArmError::new(409, "AnotherOperationInProgress", format!("Operation 'PATCH' on resource '{}' is not allowed: another operation is in progress.", p.id)).into();
+        }
+        let (op, pause) = start_operation(world, p, OperationKind::Put, None);
+        let (status_url, result_url) = operation_urls(base, p, "global", &op, api_version);
+        return Reply::empty(202)
+            .header("Azure-AsyncOperation", status_url)
+            .header("Location", result_url)
+            .header("Retry-After", retry_after(pause))
+            .header("retry-after-ms", retry_after_ms(pause));
+    }
     Reply::json(200, network::render(world, &r))
 }
 

@@ -1064,14 +1064,12 @@ async fn rules_and_routes_written_as_children_show_in_the_parent_but_not_in_its_
     .await;
     let deleted = arm.delete(&format!("{table}/routes/default"), NET).await;
     assert!(deleted.status.is_success(), "{}", deleted.body);
-    for _ in 0..100 {
-        let routes = arm.get(&table, NET).await.body["properties"]["routes"].clone();
-        if routes.as_array().is_some_and(|r| r.is_empty()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the deleted route stayed in its table");
+    assert_eq!(arm.wait(&deleted).await["status"], "Succeeded");
+    assert_eq!(
+        arm.get(&table, NET).await.body["properties"]["routes"],
+        json!([]),
+        "the deleted route stayed in its table"
+    );
 }
 
 /// A subnet written on its own shows in its VNet, and the VNet's `changedTime` stays.

@@ -919,6 +919,21 @@ async fn the_nsg_of_a_bastion_subnet_keeps_bastions_rules() {
     assert!(unattached.status.is_success(), "{}", unattached.body);
 }
 
+/// Creates private DNS zone `name` in group `rg` and waits for it; its id.
+async fn private_zone(arm: &Arm, name: &str) -> String {
+    let zone = format!(
+        "{}/providers/Microsoft.Network/privateDnsZones/{name}",
+        rg("rg")
+    );
+    until_done(
+        arm,
+        &arm.put(&zone, "2024-06-01", json!({ "location": "global" }))
+            .await,
+    )
+    .await;
+    zone
+}
+
 /// Waits for a private DNS write answered 202 with a Location to end.
 async fn until_done(arm: &Arm, accepted: &Answer) {
     let location = accepted.header("location").expect("Location header");
@@ -942,16 +957,7 @@ async fn a_private_dns_zone_with_links_cannot_be_deleted_until_they_are_gone() {
         json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] } } }),
     )
     .await;
-    let zone = format!(
-        "{}/providers/Microsoft.Network/privateDnsZones/privatelink.blob.core.windows.net",
-        rg("rg")
-    );
-    until_done(
-        &arm,
-        &arm.put(&zone, "2024-06-01", json!({ "location": "global" }))
-            .await,
-    )
-    .await;
+    let zone = private_zone(&arm, "privatelink.blob.core.windows.net").await;
     let link = format!("{zone}/virtualNetworkLinks/v");
     let body = json!({ "location": "global", "properties": { "virtualNetwork": { "id": vnet_id("v") }, "registrationEnabled": false } });
     until_done(&arm, &arm.put(&link, "2024-06-01", body).await).await;
@@ -1156,16 +1162,7 @@ async fn retry_after_is_the_provider_s_constant_not_the_time_left() {
 #[tokio::test]
 async fn a_private_dns_zone_patch_is_long_running() {
     let arm = with_group(EmulatorConfig::default()).await;
-    let zone = format!(
-        "{}/providers/Microsoft.Network/privateDnsZones/privatelink.vaultcore.azure.net",
-        rg("rg")
-    );
-    until_done(
-        &arm,
-        &arm.put(&zone, "2024-06-01", json!({ "location": "global" }))
-            .await,
-    )
-    .await;
+    let zone = private_zone(&arm, "privatelink.vaultcore.azure.net").await;
     let patched = arm
         .call(
             Method::PATCH,

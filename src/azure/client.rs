@@ -383,7 +383,14 @@ impl ArmClient {
             }
             // A 429 whose code is `RetryableError` is one resource that cannot take the request
             // yet (a resource it references is still being updated): only this request waits.
-            // Any other 429 is the subscription's throttling, and every request pauses.
+            // Any other 429 is the subscription's throttling, and every request pauses. The
+            // network provider answers `429 RetryableError` with details such as
+            // `ReferencedResourceNotProvisioned` ("resource … is not in Succeeded state",
+            // hashicorp/terraform#7986) or `RetryableErrorDueToAnotherOperation`
+            // (cloudfoundry/bosh-azure-cpi-release#179), and "when [an operation is attempted]
+            // on a resource with references that are in an updating state" (a Microsoft
+            // engineer, Azure/azure-libraries-for-net#1001). Were one a subscription limit after
+            // all, this request still waits out its Retry-After.
             let code = answer.body.pointer("/error/code").and_then(Value::as_str);
             let per_resource = code.is_some_and(|c| c.starts_with("Retryable"));
             if status == StatusCode::TOO_MANY_REQUESTS && !per_resource {

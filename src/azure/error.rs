@@ -58,7 +58,11 @@ const RETRYABLE_CONFLICTS: [&str; 4] = [
 
 /// Codes the network provider answers (with a 400 as often as a 409) while something the
 /// request depends on is still being written: the same request succeeds once that ends, so it
-/// is retried soon, not held back as a refusal.
+/// is retried soon, not held back as a refusal. `ReferencedResourceNotProvisioned` is on
+/// record as a detail of a `429 RetryableError` (hashicorp/terraform#7986); the firewall
+/// policy codes are named in issue #22 from observed failures and not found in Microsoft's
+/// documentation. Were one of them permanent after all, the cost is a retry per poll period
+/// (reads and a refused write), never a wrong write.
 const WAIT_FOR_DEPENDENCY: [&str; 3] = [
     "FirewallPolicyUpdateNotAllowedWhenUpdatingOrDeleting",
     "FirewallPolicyRuleCollectionGroupUpdateNotAllowedWhenUpdatingOrDeleting",

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::azure::{ArmClient, AzureError, ListingAge, LiveResource};
 use crate::plan::{ArmId, DesiredResource, ResourceKind};
 
-use super::converge::stable_hash;
+use super::converge::{key, stable_hash};
 
 /// Kinds read in full at every look: what their children (or inline arrays) say changes
 /// without moving any `changedTime` a listing shows.
@@ -176,10 +176,6 @@ fn without_etags(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(without_etags),
         _ => {}
     }
-}
-
-fn key(r: &DesiredResource) -> String {
-    r.id.as_str().to_ascii_lowercase()
 }
 
 #[cfg(test)]

@@ -274,7 +274,7 @@ fn is_progress(problem: &str) -> bool {
         || problem.contains("busy")
 }
 
-fn key(r: &DesiredResource) -> String {
+pub(super) fn key(r: &DesiredResource) -> String {
     r.id.as_str().to_ascii_lowercase()
 }
 

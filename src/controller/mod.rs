@@ -1097,21 +1097,19 @@ impl Context {
                 .resources
                 .iter()
                 .any(|r| contents::read_in_full(r.kind));
-        if pass.touched.is_empty() && complete {
-            return Some(crate::api::Verification {
-                fingerprint: before.fingerprint,
-                at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            });
-        }
-        // Taken after the pass, with contents: what the pass trusted is checked here.
-        let fresh = ListingAge {
-            accepted: Duration::ZERO,
-            kept: self.settings.listing_age(),
-        };
-        let depth = converge::Depth::WithContents;
-        let fingerprint = match converge::listed(&self.arm, graph, fresh, depth).await {
-            Ok(after) => converge::verified_fingerprint(&before, &after, pass),
-            Err(_) => before.fingerprint.clone(),
+        let fingerprint = if pass.touched.is_empty() && complete {
+            before.fingerprint
+        } else {
+            // Taken after the pass, with contents: what the pass trusted is checked here.
+            let fresh = ListingAge {
+                accepted: Duration::ZERO,
+                kept: self.settings.listing_age(),
+            };
+            let depth = converge::Depth::WithContents;
+            match converge::listed(&self.arm, graph, fresh, depth).await {
+                Ok(after) => converge::verified_fingerprint(&before, &after, pass),
+                Err(_) => before.fingerprint,
+            }
         };
         Some(crate::api::Verification {
             fingerprint,

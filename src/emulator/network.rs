@@ -24,7 +24,8 @@ const SUBNETS: &str = "Microsoft.Network/virtualNetworks/subnets";
 /// table's `routes` (`…/routes/{name}`, routeTable.json). The emulator keeps each entry as a
 /// child, so a write through either path shows in both, as in Azure; a PUT of the parent
 /// replaces them all. (A VNet's subnets are kept the same way by `put_vnet`, which has rules
-/// of its own.) `(parent type, array, child type)`.
+/// of its own.) `(parent type, array, child type)`; the array is named as the children's
+/// path segment.
 const COMPOSED: [(&str, &str, &str); 2] = [
     (
         "microsoft.network/networksecuritygroups",
@@ -58,14 +59,13 @@ pub fn split_composed(world: &mut World, parent_id: &str, resource_type: &str, b
         .and_then(|p| p.remove(array))
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default();
-    let segment = child_type.rsplit('/').next().unwrap_or(array);
     let kept: Vec<String> = entries
         .iter()
         .filter_map(|e| e["name"].as_str())
-        .map(|n| format!("{parent_id}/{segment}/{n}").to_ascii_lowercase())
+        .map(|n| format!("{parent_id}/{array}/{n}").to_ascii_lowercase())
         .collect();
     let gone: Vec<String> = world
-        .children(parent_id, segment)
+        .children(parent_id, array)
         .iter()
         .map(|c| c.id.to_ascii_lowercase())
         .filter(|k| !kept.contains(k))
@@ -82,23 +82,29 @@ pub fn split_composed(world: &mut World, parent_id: &str, resource_type: &str, b
                 map.remove(server_owned);
             }
         }
-        world.upsert(&format!("{parent_id}/{segment}/{name}"), child_type, entry);
+        world.upsert(&format!("{parent_id}/{array}/{name}"), child_type, entry);
     }
+}
+
+/// A `COMPOSED` parent's array rendered from its children: `(array, entries)`.
+fn composed_entries(world: &World, r: &Resource) -> Option<(&'static str, Value)> {
+    let (array, _) = composed(&r.resource_type)?;
+    let entries = world
+        .children(&r.id, array)
+        .iter()
+        .map(|c| render(world, c))
+        .collect::<Vec<_>>();
+    Some((array, json!(entries)))
 }
 
 /// A `COMPOSED` parent's body with its array filled from its children (what a GET shows).
 pub fn with_composed(world: &World, r: &Resource) -> Value {
     let mut body = r.body.clone();
-    if let Some((array, child_type)) = composed(&r.resource_type) {
-        let segment = child_type.rsplit('/').next().unwrap_or(array);
+    if let Some((array, entries)) = composed_entries(world, r) {
         if !body["properties"].is_object() {
             body["properties"] = json!({});
         }
-        body["properties"][array] = json!(world
-            .children(&r.id, segment)
-            .iter()
-            .map(|c| render(world, c))
-            .collect::<Vec<_>>());
+        body["properties"][array] = entries;
     }
     body
 }
@@ -1202,8 +1208,8 @@ pub fn render(world: &World, r: &Resource) -> Value {
         body["properties"] = json!({});
     }
     body["properties"]["provisioningState"] = json!(provisioning_state(r));
-    if let Some((array, _)) = composed(&r.resource_type) {
-        body["properties"][array] = with_composed(world, r)["properties"][array].take();
+    if let Some((array, entries)) = composed_entries(world, r) {
+        body["properties"][array] = entries;
     }
     match r.resource_type.to_ascii_lowercase().as_str() {
         "microsoft.network/virtualnetworks" => {

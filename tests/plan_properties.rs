@@ -220,3 +220,66 @@ proptest! {
         let _ = address::parse_block("spec.subnets.app", &raw);
     }
 }
+
+const ZONES: [&str; 6] = [
+    "privatelink.vaultcore.azure.net",
+    "privatelink.azurecr.io",
+    "privatelink.documents.azure.com",
+    "privatelink.servicebus.windows.net",
+    "privatelink.blob.core.windows.net",
+    "privatelink.redis.cache.windows.net",
+];
+
+prop_compose! {
+    fn egress_spec()(
+        dns_proxy in proptest::bool::ANY,
+        aks_required in proptest::bool::ANY,
+        groups in proptest::collection::btree_set(0usize..3, 0..=3),
+        rules in proptest::collection::vec((proptest::bool::ANY, 0usize..3, proptest::option::of(1u16..=65535)), 0..4),
+    ) -> EgressSpec {
+        const GROUPS: [&str; 3] = ["UbuntuUpdates", "AzureMonitor", "AzurePolicy"];
+        const PROTOCOLS: [&str; 3] = ["Https", "Http", "Mssql"];
+        let allow: Vec<serde_json::Value> = rules.iter().enumerate().map(|(i, (wildcard, protocol, port))| serde_json::json!({
+            "name": format!("rule{i}"),
+            "fqdns": [if *wildcard { format!("*.site{i}.example.org") } else { format!("site{i}.example.org") }],
+            "protocol": PROTOCOLS[*protocol],
+            "port": port,
+        })).collect();
+        serde_json::from_value(serde_json::json!({
+            "dnsProxy": dns_proxy,
+            "aksRequired": aks_required,
+            "optionalGroups": groups.iter().map(|g| GROUPS[*g]).collect::<Vec<_>>(),
+            "allow": allow,
+        })).unwrap()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Whatever the spec, the planned NSGs, routes and firewall rules allow every flow the
+    /// stamp needs and deny every flow the architecture forbids.
+    #[test]
+    fn accepted_stamps_allow_their_required_flows_and_deny_the_forbidden(
+        spec in stamp_spec(),
+        egress in egress_spec(),
+        zones in proptest::collection::btree_set(0usize..ZONES.len(), 0..=ZONES.len()),
+    ) {
+        use stamp_operator::plan::flows::{evaluate_all, planned_bodies, stamp_flows, stamp_network, StampFlowInput};
+        let mut spec = spec;
+        spec.egress = egress;
+        let zones: BTreeSet<String> = zones.iter().map(|z| ZONES[*z].to_string()).collect();
+        let global = global_spec();
+        let g = GlobalPlaneInput { name: "g", spec: &global };
+        let s = StampInput { namespace: "ns", name: "st", spec: &spec };
+        if let Ok(plan) = plan_stamp(s, g, &zones, &StampObservations::default()) {
+            let network = stamp_network(&plan, &planned_bodies(&plan.graph));
+            prop_assert!(network.is_ok(), "{:?}", network.err());
+            let flows = stamp_flows(StampFlowInput { plan: &plan, spec: &spec, zones: &zones, neighbours: &[] });
+            prop_assert!(flows.len() >= 15);
+            for r in evaluate_all(&network.unwrap(), flows) {
+                prop_assert!(r.holds(), "{}", r.describe());
+            }
+        }
+    }
+}

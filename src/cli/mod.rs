@@ -66,6 +66,11 @@ pub enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
+        /// Instead of the resources, evaluate the flows each stamp and operations network needs
+        /// and forbids against the planned NSGs, routes and firewall rules; exits non-zero when
+        /// any flow does not do what it should.
+        #[arg(long)]
+        flows: bool,
     },
 }
 
@@ -222,7 +227,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Plan { files, output } => plan_cmd::run(&files, output),
+        Command::Plan {
+            files,
+            output,
+            flows,
+        } => plan_cmd::run(&files, output, flows),
         Command::Run(args) => run_cmd::run(*args),
         Command::DeriveEmulatorSchemas { specs } => {
             let schemas = crate::emulator::spec_schema::derive(&specs).map_err(CliError::Output)?;

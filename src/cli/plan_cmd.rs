@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 
 use super::{CliError, OutputFormat};
 use crate::api::manifest::{parse_manifests, Manifest};
+use crate::plan::bundle::{flow_tables, FlowTable};
+use crate::plan::flows::Expect;
 use crate::plan::{plan_bundle, AddressPlan, Bundle, BundlePlan, DesiredGraph};
 
 fn read(path: &PathBuf) -> Result<String, CliError> {
@@ -69,7 +71,7 @@ pub fn load(files: &[PathBuf]) -> Result<Bundle, CliError> {
     Ok(bundle)
 }
 
-pub(super) fn run(files: &[PathBuf], output: OutputFormat) -> Result<(), CliError> {
+pub(super) fn run(files: &[PathBuf], output: OutputFormat, flows: bool) -> Result<(), CliError> {
     let bundle = load(files)?;
     let plan = plan_bundle(&bundle);
     let errors = plan.errors();
@@ -80,6 +82,9 @@ pub(super) fn run(files: &[PathBuf], output: OutputFormat) -> Result<(), CliErro
             .collect();
         return Err(CliError::Plan(text.join("\n")));
     }
+    if flows {
+        return run_flows(&bundle, &plan, output);
+    }
     let rendered = match output {
         OutputFormat::Table => render_table(&plan),
         OutputFormat::Json => serde_json::to_string_pretty(&to_json(&plan))
@@ -87,6 +92,95 @@ pub(super) fn run(files: &[PathBuf], output: OutputFormat) -> Result<(), CliErro
     };
     println!("{rendered}");
     Ok(())
+}
+
+fn run_flows(bundle: &Bundle, plan: &BundlePlan, output: OutputFormat) -> Result<(), CliError> {
+    let tables = flow_tables(bundle, plan);
+    let rendered = match output {
+        OutputFormat::Table => render_flows(&tables),
+        OutputFormat::Json => serde_json::to_string_pretty(&flows_json(&tables))
+            .map_err(|e| CliError::Output(e.to_string()))?,
+    };
+    println!("{rendered}");
+    let broken: Vec<String> = tables
+        .iter()
+        .flat_map(|(title, table)| match table {
+            Ok(results) => results
+                .iter()
+                .filter(|r| !r.holds())
+                .map(|r| format!("{title}: {}", r.describe()))
+                .collect::<Vec<_>>(),
+            Err(why) => vec![format!("{title}: cannot be evaluated: {why}")],
+        })
+        .collect();
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Plan(broken.join("\n")))
+    }
+}
+
+/// Flow tables for people: one line per flow, what it should do, what it does, and why.
+pub fn render_flows(tables: &[FlowTable]) -> String {
+    let mut out = String::new();
+    for (title, table) in tables {
+        let _ = writeln!(out, "Flows of {title}");
+        match table {
+            Err(why) => {
+                let _ = writeln!(out, "  cannot be evaluated: {why}");
+            }
+            Ok(results) => {
+                let _ = writeln!(
+                    out,
+                    "  {:<4} {:<8} {:<8} {:<72} DECIDED BY",
+                    "OK", "EXPECT", "VERDICT", "FLOW"
+                );
+                for r in results {
+                    let expect = match r.flow.expect {
+                        Expect::Allowed => "allow",
+                        Expect::Denied => "deny",
+                    };
+                    let verdict = if r.verdict.allowed {
+                        "allowed"
+                    } else {
+                        "denied"
+                    };
+                    let ok = if r.holds() { "ok" } else { "FAIL" };
+                    let _ = writeln!(
+                        out,
+                        "  {ok:<4} {expect:<8} {verdict:<8} {:<72} {}",
+                        r.flow.name, r.verdict.decided_by
+                    );
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out.trim_end().to_string()
+}
+
+fn flows_json(tables: &[FlowTable]) -> Value {
+    json!(tables
+        .iter()
+        .map(|(title, table)| match table {
+            Err(why) => json!({ "network": title, "error": why }),
+            Ok(results) => json!({
+                "network": title,
+                "flows": results.iter().map(|r| json!({
+                    "flow": r.flow.name,
+                    "from": r.flow.from.address.to_string(),
+                    "to": r.flow.to.address.to_string(),
+                    "fqdn": r.flow.to.fqdn,
+                    "protocol": r.flow.protocol.label(),
+                    "port": r.flow.port,
+                    "expect": if r.flow.expect == Expect::Allowed { "Allowed" } else { "Denied" },
+                    "allowed": r.verdict.allowed,
+                    "holds": r.holds(),
+                    "decidedBy": r.verdict.decided_by,
+                })).collect::<Vec<_>>(),
+            }),
+        })
+        .collect::<Vec<_>>())
 }
 
 fn address_json(plan: &AddressPlan) -> Value {

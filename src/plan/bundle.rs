@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ipnet::Ipv4Net;
 use serde_json::json;
 
 use super::address::SubnetRole;
@@ -10,6 +11,10 @@ use super::endpoints::{
     plan_endpoint_set, zones_needed, EndpointHost, EndpointSetInput, EndpointSetPlan,
 };
 use super::error::PlanError;
+use super::flows::{
+    evaluate_all, operations_flows, operations_network, planned_bodies, stamp_flows, stamp_network,
+    FlowResult, StampFlowInput,
+};
 use super::global::{plan_global_plane, zone_home, GlobalPlaneInput, GlobalPlanePlan};
 use super::graph::DesiredGraph;
 use super::stamp::{plan_stamp, StampInput, StampObservations, StampPlan};
@@ -35,6 +40,10 @@ pub struct BundlePlan {
     pub stamps: Vec<(String, Result<StampPlan, PlanError>)>,
     /// `("ns/name", plan)` per PrivateEndpointSet.
     pub endpoint_sets: Vec<(String, Result<EndpointSetPlan, PlanError>)>,
+    /// The private DNS zones each stamp's endpoints need, by `ns/name`.
+    pub stamp_zones: BTreeMap<String, BTreeSet<String>>,
+    /// The private DNS zones each operations network's endpoints need, by `global/region`.
+    pub operations_zones: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl BundlePlan {
@@ -148,6 +157,48 @@ fn host_key(namespace: &str, spec: &PrivateEndpointSetSpec) -> Result<HostKey, P
     }
 }
 
+/// A flow table: what was checked, and each flow's verdict (or why the network could not be
+/// read).
+pub type FlowTable = (String, Result<Vec<FlowResult>, String>);
+
+/// The flow table of every planned stamp and operations network in `plan` (planned from
+/// `bundle`): each required and forbidden flow evaluated against the planned resources.
+pub fn flow_tables(bundle: &Bundle, plan: &BundlePlan) -> Vec<FlowTable> {
+    let empty = BTreeSet::new();
+    let spaces: Vec<Ipv4Net> = bundle
+        .stamps
+        .iter()
+        .filter_map(|(_, _, s)| s.address_space.as_str().parse().ok())
+        .collect();
+    let mut tables = Vec::new();
+    for (name, global) in &plan.global_planes {
+        let Ok(global) = global else { continue };
+        for ops in &global.operations_networks {
+            let zones = plan
+                .operations_zones
+                .get(&format!("{name}/{}", ops.region))
+                .unwrap_or(&empty);
+            let table = operations_network(ops, &planned_bodies(&global.graph))
+                .map(|network| evaluate_all(&network, operations_flows(ops, zones)));
+            tables.push((format!("operations network {name}/{}", ops.region), table));
+        }
+    }
+    for ((ns, name, spec), (_, planned)) in bundle.stamps.iter().zip(&plan.stamps) {
+        let Ok(planned) = planned else { continue };
+        let key = format!("{ns}/{name}");
+        let input = StampFlowInput {
+            plan: planned,
+            spec,
+            zones: plan.stamp_zones.get(&key).unwrap_or(&empty),
+            neighbours: &spaces,
+        };
+        let table = stamp_network(planned, &planned_bodies(&planned.graph))
+            .map(|network| evaluate_all(&network, stamp_flows(input)));
+        tables.push((format!("stamp {key}"), table));
+    }
+    tables
+}
+
 /// Plans everything in `bundle`.
 pub fn plan_bundle(bundle: &Bundle) -> BundlePlan {
     let globals: BTreeMap<&str, &GlobalPlaneSpec> = bundle
@@ -182,6 +233,14 @@ pub fn plan_bundle(bundle: &Bundle) -> BundlePlan {
     }
 
     let mut out = BundlePlan::default();
+    for (key, z) in &zones {
+        match key {
+            HostKey::Stamp(ns, name) => out.stamp_zones.insert(format!("{ns}/{name}"), z.clone()),
+            HostKey::Operations(g, region) => out
+                .operations_zones
+                .insert(format!("{g}/{region}"), z.clone()),
+        };
+    }
     let mut hosts: BTreeMap<HostKey, EndpointHost> = BTreeMap::new();
     for (name, spec) in &bundle.global_planes {
         let input = GlobalPlaneInput { name, spec };

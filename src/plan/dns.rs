@@ -10,79 +10,163 @@ pub struct GroupIdInfo {
     pub resource_types: &'static [&'static str],
     /// Private IPs one endpoint takes (ACR adds a data endpoint, Cosmos DB a regional one).
     pub addresses: u32,
+    /// TCP ports clients reach the service on through its private endpoint (NSG syntax).
+    pub ports: &'static [&'static str],
 }
 
 const STORAGE: &[&str] = &["microsoft.storage/storageaccounts"];
 const COSMOS: &[&str] = &["microsoft.documentdb/databaseaccounts"];
+const HTTPS: &[&str] = &["443"];
 
 /// The groupIds the operator knows. groupIds are case-sensitive in Azure: Storage's `table` and
 /// Cosmos DB's `Table` are different sub-resources with different zones.
+///
+/// Ports: HTTPS unless said. Cosmos DB for NoSQL in direct mode (the .NET and Java SDKs'
+/// default) "can use the full TCP port range — from 0 to 65535" over a private endpoint, and
+/// MongoDB and Cassandra listen on 10255 and 10350 (Microsoft Learn, Azure Cosmos DB SQL SDK
+/// connectivity modes, Service port ranges). Event Hubs and Service Bus speak AMQP on 5671/5672
+/// and Kafka on 9093 (Microsoft Learn, Troubleshoot connectivity issues — Azure Event Hubs).
+/// Azure Files speaks SMB on 445, Azure SQL TDS on 1433 (a private endpoint supports only the
+/// Proxy connection policy, so no redirect ports), Azure Cache for Redis TLS on 6380 and, for
+/// clustered caches, 15000–15999.
 pub fn group_id_info(group_id: &str) -> Option<GroupIdInfo> {
-    let info = |zone, resource_types, addresses| {
+    let info = |zone, resource_types, addresses, ports| {
         Some(GroupIdInfo {
             zone,
             resource_types,
             addresses,
+            ports,
         })
     };
+    let vault = &["microsoft.keyvault/vaults"][..];
+    let registry = &["microsoft.containerregistry/registries"][..];
+    let messaging = &[
+        "microsoft.eventhub/namespaces",
+        "microsoft.servicebus/namespaces",
+    ][..];
     match group_id {
-        "vault" => info(
-            "privatelink.vaultcore.azure.net",
-            &["microsoft.keyvault/vaults"],
-            1,
-        ),
-        "registry" => info(
-            "privatelink.azurecr.io",
-            &["microsoft.containerregistry/registries"],
+        "vault" => info("privatelink.vaultcore.azure.net", vault, 1, HTTPS),
+        "registry" => info("privatelink.azurecr.io", registry, 2, HTTPS),
+        "Sql" => info("privatelink.documents.azure.com", COSMOS, 2, &["*"]),
+        "MongoDB" => info(
+            "privatelink.mongo.cosmos.azure.com",
+            COSMOS,
             2,
+            &["443", "10255"],
         ),
-        "Sql" => info("privatelink.documents.azure.com", COSMOS, 2),
-        "MongoDB" => info("privatelink.mongo.cosmos.azure.com", COSMOS, 2),
-        "Cassandra" => info("privatelink.cassandra.cosmos.azure.com", COSMOS, 2),
-        "Gremlin" => info("privatelink.gremlin.cosmos.azure.com", COSMOS, 2),
-        "Table" => info("privatelink.table.cosmos.azure.com", COSMOS, 2),
+        "Cassandra" => info(
+            "privatelink.cassandra.cosmos.azure.com",
+            COSMOS,
+            2,
+            &["443", "10350"],
+        ),
+        "Gremlin" => info("privatelink.gremlin.cosmos.azure.com", COSMOS, 2, HTTPS),
+        "Table" => info("privatelink.table.cosmos.azure.com", COSMOS, 2, HTTPS),
         "namespace" => info(
             "privatelink.servicebus.windows.net",
-            &[
-                "microsoft.eventhub/namespaces",
-                "microsoft.servicebus/namespaces",
-            ],
+            messaging,
             1,
+            &["443", "5671", "5672", "9093"],
         ),
-        "blob" => info("privatelink.blob.core.windows.net", STORAGE, 1),
-        "table" => info("privatelink.table.core.windows.net", STORAGE, 1),
-        "queue" => info("privatelink.queue.core.windows.net", STORAGE, 1),
-        "file" => info("privatelink.file.core.windows.net", STORAGE, 1),
-        "web" => info("privatelink.web.core.windows.net", STORAGE, 1),
-        "dfs" => info("privatelink.dfs.core.windows.net", STORAGE, 1),
+        "blob" => info("privatelink.blob.core.windows.net", STORAGE, 1, HTTPS),
+        "table" => info("privatelink.table.core.windows.net", STORAGE, 1, HTTPS),
+        "queue" => info("privatelink.queue.core.windows.net", STORAGE, 1, HTTPS),
+        "file" => info(
+            "privatelink.file.core.windows.net",
+            STORAGE,
+            1,
+            &["443", "445"],
+        ),
+        "web" => info("privatelink.web.core.windows.net", STORAGE, 1, HTTPS),
+        "dfs" => info("privatelink.dfs.core.windows.net", STORAGE, 1, HTTPS),
         "management" => info(
             "privatelink.{region}.azmk8s.io",
             &["microsoft.containerservice/managedclusters"],
             1,
+            HTTPS,
         ),
-        "sites" => info("privatelink.azurewebsites.net", &["microsoft.web/sites"], 1),
+        "sites" => info(
+            "privatelink.azurewebsites.net",
+            &["microsoft.web/sites"],
+            1,
+            HTTPS,
+        ),
         "configurationStores" => info(
             "privatelink.azconfig.io",
             &["microsoft.appconfiguration/configurationstores"],
             1,
+            HTTPS,
         ),
         "redisCache" => info(
             "privatelink.redis.cache.windows.net",
             &["microsoft.cache/redis"],
             1,
+            &["6380", "15000-15999"],
         ),
         "searchService" => info(
             "privatelink.search.windows.net",
             &["microsoft.search/searchservices"],
             1,
+            HTTPS,
         ),
         "sqlServer" => info(
             "privatelink.database.windows.net",
             &["microsoft.sql/servers"],
             1,
+            &["1433"],
         ),
         _ => None,
     }
+}
+
+/// Every groupId the operator knows, for reverse lookups.
+const KNOWN_GROUP_IDS: [&str; 20] = [
+    "vault",
+    "registry",
+    "Sql",
+    "MongoDB",
+    "Cassandra",
+    "Gremlin",
+    "Table",
+    "namespace",
+    "blob",
+    "table",
+    "queue",
+    "file",
+    "web",
+    "dfs",
+    "management",
+    "sites",
+    "configurationStores",
+    "redisCache",
+    "searchService",
+    "sqlServer",
+];
+
+/// The TCP ports clients need through private endpoints whose zones are `zones` (endpoints in
+/// `region`): HTTPS always, which every private-link service speaks, plus what each zone's
+/// service needs. `["*"]` when one needs every port.
+pub fn ports_for_zones<'a>(
+    zones: impl IntoIterator<Item = &'a String>,
+    region: &str,
+) -> Vec<&'static str> {
+    let mut ports: Vec<&'static str> = vec!["443"];
+    for zone in zones {
+        let service = KNOWN_GROUP_IDS
+            .iter()
+            .filter_map(|g| group_id_info(g))
+            .find(|info| info.zone.replace("{region}", region) == *zone);
+        for port in service.map(|s| s.ports).unwrap_or_default() {
+            if !ports.contains(port) {
+                ports.push(port);
+            }
+        }
+    }
+    if ports.contains(&"*") {
+        return vec!["*"];
+    }
+    ports.sort_by_key(|p| p.split('-').next().and_then(|p| p.parse::<u32>().ok()));
+    ports
 }
 
 /// The zone for `group_id` in `region`, if the groupId is known.
@@ -135,6 +219,30 @@ mod tests {
             zone_for("management", "westeurope").as_deref(),
             Some("privatelink.westeurope.azmk8s.io")
         );
+    }
+
+    #[test]
+    fn ports_follow_the_services_of_the_zones() {
+        let zones = |names: &[&str]| names.iter().map(|z| z.to_string()).collect::<Vec<_>>();
+        assert_eq!(ports_for_zones(&zones(&[]), "x"), vec!["443"]);
+        assert_eq!(
+            ports_for_zones(
+                &zones(&[
+                    "privatelink.vaultcore.azure.net",
+                    "privatelink.servicebus.windows.net"
+                ]),
+                "x"
+            ),
+            vec!["443", "5671", "5672", "9093"]
+        );
+        // Cosmos DB direct mode over a private endpoint may use any TCP port.
+        assert_eq!(
+            ports_for_zones(&zones(&["privatelink.documents.azure.com"]), "x"),
+            vec!["*"]
+        );
+        for g in KNOWN_GROUP_IDS {
+            assert!(group_id_info(g).is_some(), "{g}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::address::{self, AddressPlan, SubnetRequest, SubnetRole};
 use super::arm_id::ArmId;
+use super::dns::ports_for_zones;
 use super::error::{PlanError, PlanResult};
 use super::graph::{Component, DesiredGraph, DesiredResource, ResourceKind};
 use super::naming::alphanumeric;
@@ -460,8 +461,9 @@ fn operations_network(
         json!({ "location": ops.region, "tags": tags }),
     )];
     let mut attachments = BTreeMap::new();
+    let endpoint_ports = ports_for_zones(zones, &ops.region);
     for role in OPERATIONS_ROLES {
-        let Some(rules) = rules_for(role, &plan) else {
+        let Some(rules) = rules_for(role, &plan, &endpoint_ports) else {
             continue;
         };
         let nsg = ArmId::resource(
@@ -591,7 +593,7 @@ mod tests {
         let ops = &p.operations_networks[0];
         let bastion = ops.address.subnet(SubnetRole::Bastion).unwrap();
         assert!(bastion.cidr.prefix_len() <= 26);
-        let jump = rules_for(SubnetRole::JumpBoxes, &ops.address).unwrap();
+        let jump = rules_for(SubnetRole::JumpBoxes, &ops.address, &["443"]).unwrap();
         let inbound_allows: Vec<_> = jump
             .iter()
             .filter(|r| r.allow && r.direction == Direction::Inbound)

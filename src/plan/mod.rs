@@ -11,6 +11,7 @@ pub mod dns;
 pub mod egress;
 pub mod endpoints;
 pub mod error;
+pub mod flows;
 pub mod global;
 pub mod graph;
 pub mod naming;

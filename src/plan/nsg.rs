@@ -89,9 +89,6 @@ impl NsgRule {
 
 use Direction::{Inbound, Outbound};
 
-/// Ports PaaS private endpoints listen on: HTTPS, AMQP (Event Hubs), TDS (SQL).
-const PAAS_PORTS: [&str; 4] = ["443", "5671", "5672", "1433"];
-
 fn prefix(plan: &AddressPlan, role: SubnetRole) -> String {
     plan.subnet(role)
         .map(|s| s.cidr.to_string())
@@ -102,8 +99,20 @@ fn deny_all_inbound() -> NsgRule {
     NsgRule::new("DenyAllInbound", 4096, Inbound, false)
 }
 
+/// Private endpoints answer; they never start a flow. Without this, Azure's default
+/// AllowVnetOutBound lets anything in the subnet reach the whole VNet.
+fn deny_all_outbound() -> NsgRule {
+    NsgRule::new("DenyAllOutbound", 4096, Outbound, false)
+}
+
 /// The rules of the NSG on the subnet with `role`, or `None` where Azure forbids an NSG.
-pub fn rules_for(role: SubnetRole, plan: &AddressPlan) -> Option<Vec<NsgRule>> {
+/// `endpoint_ports` are the TCP ports the network's private endpoints serve
+/// ([`super::dns::ports_for_zones`]).
+pub fn rules_for(
+    role: SubnetRole,
+    plan: &AddressPlan,
+    endpoint_ports: &[&'static str],
+) -> Option<Vec<NsgRule>> {
     let own = prefix(plan, role);
     let rules = match role {
         SubnetRole::Firewall => return None,
@@ -120,7 +129,7 @@ pub fn rules_for(role: SubnetRole, plan: &AddressPlan) -> Option<Vec<NsgRule>> {
                 .to(&own),
             deny_all_inbound(),
             NsgRule::new("AllowPrivateEndpointsOutbound", 100, Outbound, true)
-                .tcp(&PAAS_PORTS)
+                .tcp(endpoint_ports)
                 .from(&own)
                 .to(prefix(plan, SubnetRole::PrivateEndpoints)),
             NsgRule::new("AllowFirewallDnsOutbound", 110, Outbound, true)
@@ -149,29 +158,43 @@ pub fn rules_for(role: SubnetRole, plan: &AddressPlan) -> Option<Vec<NsgRule>> {
                 .from("AzureLoadBalancer")
                 .to(&own),
             deny_all_inbound(),
+            // Front Door's traffic leaves the PLS NAT addresses for the ingress controller in
+            // the app subnet; nothing else may leave (not even DNS to the firewall's proxy,
+            // which the default AllowVnetOutBound would let through).
+            NsgRule::new("AllowPrivateLinkNatOutbound", 100, Outbound, true)
+                .tcp(&["80", "443"])
+                .from(&own)
+                .to(&own),
+            NsgRule::new("AllowAppOutbound", 110, Outbound, true)
+                .tcp(&["80", "443"])
+                .from(&own)
+                .to(prefix(plan, SubnetRole::App)),
+            deny_all_outbound(),
         ],
         SubnetRole::PrivateEndpoints if plan.subnet(SubnetRole::App).is_some() => vec![
             NsgRule::new("AllowAppInbound", 100, Inbound, true)
-                .tcp(&PAAS_PORTS)
+                .tcp(endpoint_ports)
                 .from(prefix(plan, SubnetRole::App))
                 .to(&own),
             deny_all_inbound(),
+            deny_all_outbound(),
         ],
         SubnetRole::PrivateEndpoints => vec![
             NsgRule::new("AllowBuildAgentsInbound", 100, Inbound, true)
-                .tcp(&PAAS_PORTS)
+                .tcp(endpoint_ports)
                 .from(prefix(plan, SubnetRole::BuildAgents))
                 .to(&own),
             NsgRule::new("AllowJumpBoxesInbound", 110, Inbound, true)
-                .tcp(&PAAS_PORTS)
+                .tcp(endpoint_ports)
                 .from(prefix(plan, SubnetRole::JumpBoxes))
                 .to(&own),
             deny_all_inbound(),
+            deny_all_outbound(),
         ],
         SubnetRole::BuildAgents => vec![
             deny_all_inbound(),
             NsgRule::new("AllowPrivateEndpointsOutbound", 100, Outbound, true)
-                .tcp(&PAAS_PORTS)
+                .tcp(endpoint_ports)
                 .from(&own)
                 .to(prefix(plan, SubnetRole::PrivateEndpoints)),
             // Agents poll Azure DevOps / GitHub over HTTPS; nothing else leaves.
@@ -190,13 +213,19 @@ pub fn rules_for(role: SubnetRole, plan: &AddressPlan) -> Option<Vec<NsgRule>> {
                 .to(&own),
             deny_all_inbound(),
             NsgRule::new("AllowPrivateEndpointsOutbound", 100, Outbound, true)
-                .tcp(&PAAS_PORTS)
+                .tcp(endpoint_ports)
                 .from(&own)
                 .to(prefix(plan, SubnetRole::PrivateEndpoints)),
             NsgRule::new("AllowAzureCloudOutbound", 110, Outbound, true)
                 .tcp(&["443"])
                 .from(&own)
                 .to("AzureCloud"),
+            // Signing in to ARM goes to Entra ID, whose addresses have their own service tag;
+            // AzureCloud is not documented to include them, so they are named.
+            NsgRule::new("AllowEntraIdOutbound", 120, Outbound, true)
+                .tcp(&["443"])
+                .from(&own)
+                .to("AzureActiveDirectory"),
             NsgRule::new("DenyInternetOutbound", 4096, Outbound, false)
                 .from(&own)
                 .to("Internet"),
@@ -271,7 +300,7 @@ mod tests {
 
     #[test]
     fn the_routed_app_subnet_denies_lateral_traffic_by_prefix_never_by_the_tag() {
-        let rules = rules_for(SubnetRole::App, &stamp_plan()).unwrap();
+        let rules = rules_for(SubnetRole::App, &stamp_plan(), &["443"]).unwrap();
         let denies: Vec<&NsgRule> = rules
             .iter()
             .filter(|r| !r.allow && r.direction == Direction::Outbound)
@@ -289,12 +318,12 @@ mod tests {
 
     #[test]
     fn firewall_subnet_gets_no_nsg() {
-        assert!(rules_for(SubnetRole::Firewall, &stamp_plan()).is_none());
+        assert!(rules_for(SubnetRole::Firewall, &stamp_plan(), &["443"]).is_none());
     }
 
     #[test]
     fn private_endpoints_are_reachable_only_from_the_app_subnet() {
-        let rules = rules_for(SubnetRole::PrivateEndpoints, &stamp_plan()).unwrap();
+        let rules = rules_for(SubnetRole::PrivateEndpoints, &stamp_plan(), &["443"]).unwrap();
         let allows: Vec<&NsgRule> = rules
             .iter()
             .filter(|r| r.allow && r.direction == Direction::Inbound)
@@ -314,7 +343,7 @@ mod tests {
             SubnetRole::Ingress,
             SubnetRole::PrivateEndpoints,
         ] {
-            let rules = rules_for(role, &stamp_plan()).unwrap();
+            let rules = rules_for(role, &stamp_plan(), &["443"]).unwrap();
             assert!(rules.iter().any(|r| r.name == "DenyAllInbound"), "{role:?}");
             for direction in [Direction::Inbound, Direction::Outbound] {
                 let mut prios: Vec<u16> = rules

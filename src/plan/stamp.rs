@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::address::{self, AddressPlan, SubnetRequest, SubnetRole};
 use super::arm_id::ArmId;
+use super::dns::ports_for_zones;
 use super::egress;
 use super::error::{PlanError, PlanResult};
 use super::global::{admit_namespace, zone_home, GlobalIds, GlobalPlaneInput};
@@ -215,8 +216,9 @@ pub fn plan_stamp(
 
     // Network security groups, one per subnet that may carry one.
     let mut attachments: BTreeMap<SubnetRole, SubnetAttachments> = BTreeMap::new();
+    let endpoint_ports = ports_for_zones(zones, location);
     for role in STAMP_ROLES {
-        if let Some(rules) = rules_for(role, &address) {
+        if let Some(rules) = rules_for(role, &address, &endpoint_ports) {
             let nsg = id(
                 "Microsoft.Network/networkSecurityGroups",
                 names.nsg(role.slug()),

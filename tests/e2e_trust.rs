@@ -478,3 +478,44 @@ async fn security_children_edited_behind_the_operator_s_back_are_repaired_at_the
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_flow_opened_while_writes_are_off_is_named_by_network_isolated() {
+    let (st, operator, status, _) = weu_blue_ready().await;
+    let (isolated, _, message) = condition(&json!({ "status": status }), "NetworkIsolated");
+    assert_eq!(isolated, "True", "{message}");
+    assert!(
+        message.contains("forbidden flows checked are denied"),
+        "{message}"
+    );
+    st.patch_stamp(r#"{"managementPolicy":"ObserveOnly"}"#);
+    eventually("the stamp observes only", &operator, async || {
+        condition(&stamp(&st), "Writes").1 == "ObserveOnly"
+    })
+    .await;
+    // Someone opens the platform rules to every FQDN.
+    let rcg = id_with(&st, "ruleCollectionGroups", &["platform"]);
+    let mut widened = st.arm.get(&rcg, NET).await.unwrap().unwrap().body;
+    widened["properties"]["ruleCollections"][0]["rules"][0]["targetFqdns"] = json!(["*"]);
+    let widened = json!({ "properties": widened["properties"].clone() });
+    done(&st, st.arm.put(&rcg, NET, &widened, None).await.unwrap()).await;
+
+    eventually(
+        "NetworkIsolated names the flow the rule lets through",
+        &operator,
+        async || {
+            let (isolated, reason, message) = condition(&stamp(&st), "NetworkIsolated");
+            isolated == "False"
+                && reason == "ForbiddenFlowAllowed"
+                && message.contains("app → exfil.example.com:443, not on the allow list")
+                && message.contains("platform/allow-fqdns/aks-required")
+        },
+    )
+    .await;
+    // Writes stay off: the widened rule is reported, not repaired.
+    let live = st.arm.get(&rcg, NET).await.unwrap().unwrap().body;
+    assert_eq!(
+        live["properties"]["ruleCollections"][0]["rules"][0]["targetFqdns"],
+        json!(["*"])
+    );
+}

@@ -275,7 +275,7 @@ proptest! {
         if let Ok(plan) = plan_stamp(s, g, &zones, &StampObservations::default()) {
             let network = stamp_network(&plan, &planned_bodies(&plan.graph));
             prop_assert!(network.is_ok(), "{:?}", network.err());
-            let flows = stamp_flows(StampFlowInput { plan: &plan, spec: &spec, zones: &zones, neighbours: &[] });
+            let flows = stamp_flows(StampFlowInput { plan: &plan, spec: &spec, neighbours: &[] });
             prop_assert!(flows.len() >= 15);
             for r in evaluate_all(&network.unwrap(), flows) {
                 prop_assert!(r.holds(), "{}", r.describe());

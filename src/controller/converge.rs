@@ -145,6 +145,14 @@ impl Convergence {
         }
     }
 
+    /// Whether what depends on `id` may be looked at: `id` is ready, or, when only reading,
+    /// exists though it drifted (reading what depends on it harms nothing, and the checks of
+    /// the live network need it).
+    fn stands(&self, id: &crate::plan::ArmId, mode: Mode) -> bool {
+        let k = id.as_str().to_ascii_lowercase();
+        self.ready.contains(&k) || (mode == Mode::Observe && self.live.contains_key(&k))
+    }
+
     /// The live body of `id`.
     pub fn live_of(&self, id: &str) -> Option<&Value> {
         self.live.get(&id.to_ascii_lowercase())
@@ -219,6 +227,11 @@ impl Convergence {
                 self.held_by_others = true;
                 self.problem(r.component, why);
             }
+            Step::Drifted(why, live) => {
+                self.held_by_others = true;
+                self.problem(r.component, why);
+                self.live.insert(k, live);
+            }
             Step::Failed(AzureError::Deferred(wait)) => {
                 self.deferred = Some(self.deferred.map_or(wait, |w| w.max(wait)));
                 self.problem(
@@ -287,6 +300,9 @@ enum Step {
     /// Its write is running (`Some(path)`: drift being repaired at `path`).
     Running(LroState, Option<String>),
     Blocked(String),
+    /// Differs from the plan and is not written (writes are off): what Azure holds, kept for
+    /// the checks that judge the live network.
+    Drifted(String, Value),
     Failed(AzureError),
     /// Not written: the same body's last operation failed, and its backoff has not passed.
     HeldAfterFailure(AzureError, Duration),
@@ -365,9 +381,10 @@ async fn step(
                 r.ownership,
                 crate::azure::diff::first_difference(&r.body, &live.body),
             ) {
-                (Ownership::Managed, Some(path)) => Step::Blocked(format!(
-                    "{id} drifted at {path} (not repaired: writes are off)"
-                )),
+                (Ownership::Managed, Some(path)) => Step::Drifted(
+                    format!("{id} drifted at {path} (not repaired: writes are off)"),
+                    live.body,
+                ),
                 _ => Step::Ready(Some(live.body)),
             },
             Ok(None) => Step::Blocked(format!("{id} does not exist")),
@@ -550,10 +567,7 @@ pub async fn converge(
                 .lock
                 .as_ref()
                 .map_or_else(|| key(r), |l| l.as_str().to_ascii_lowercase());
-            let deps_ready = r
-                .depends_on
-                .iter()
-                .all(|d| out.ready.contains(&d.as_str().to_ascii_lowercase()));
+            let deps_ready = r.depends_on.iter().all(|d| out.stands(d, mode));
             if succeeded.contains(&key(r)) {
                 // Exists as written: what it depends on was ready when it was written.
                 waiting.remove(i);
@@ -623,7 +637,7 @@ pub async fn converge(
         let missing: Vec<&str> = r
             .depends_on
             .iter()
-            .filter(|d| !out.ready.contains(&d.as_str().to_ascii_lowercase()))
+            .filter(|d| !out.stands(d, mode))
             .map(|d| d.name())
             .collect();
         out.problem(

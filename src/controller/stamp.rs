@@ -13,11 +13,15 @@ use super::lifecycle;
 use super::{next_look, persist, write_status, Context, Error, Progress, Result, Settled};
 use crate::api::{
     ApprovalMode, DeletionPolicy, GlobalPlane, HasConditions, PlannedSubnet, PrivateLinkConnection,
-    PrivateLinkServiceMode, Stamp, StampOutputs, StampStatus, UnexpectedConnectionAction,
+    PrivateLinkServiceMode, Stamp, StampOutputs, StampSpec, StampStatus,
+    UnexpectedConnectionAction,
 };
 use crate::azure::PutOutcome;
 use crate::plan::approval::{self, ApprovalPolicy, Connection, Decision};
 use crate::plan::endpoints::zones_needed;
+use crate::plan::flows::{
+    evaluate_all, planned_bodies, stamp_flows, stamp_network, Expect, StampFlowInput,
+};
 use crate::plan::{
     plan_stamp, Component, GlobalPlaneInput, ResourceKind, StampInput, StampObservations,
     StampPlan, SubnetRole,
@@ -392,7 +396,12 @@ fn approval_verdict(
 }
 
 /// Whether anything public appeared that the design forbids.
-fn isolation(plan: &StampPlan, conv: &Convergence, firewall_ip: Option<&str>) -> Verdict {
+fn isolation(
+    plan: &StampPlan,
+    spec: &StampSpec,
+    conv: &Convergence,
+    firewall_ip: Option<&str>,
+) -> Verdict {
     let Some(vnet) = conv.live_of(plan.virtual_network.as_str()) else {
         return Verdict::not("NetworkIsolated", "Provisioning", "the VNet is not ready");
     };
@@ -460,10 +469,52 @@ fn isolation(plan: &StampPlan, conv: &Convergence, firewall_ip: Option<&str>) ->
             "what the spec dropped could not be removed, so the firewall may allow more than the spec says",
         );
     }
+    flow_isolation(plan, spec, conv)
+}
+
+/// Every flow the architecture forbids, evaluated against the network as Azure holds it: the
+/// body this pass read where it read one (drift included), the planned body where the pass
+/// found Azure matching the plan. The first forbidden flow that gets through is named.
+fn flow_isolation(plan: &StampPlan, spec: &StampSpec, conv: &Convergence) -> Verdict {
+    let planned = planned_bodies(&plan.graph);
+    let body = |id: &str| {
+        conv.live_of(id).cloned().or_else(|| {
+            conv.ready
+                .contains(&id.to_ascii_lowercase())
+                .then(|| planned(id))
+                .flatten()
+        })
+    };
+    let network = match stamp_network(plan, &body) {
+        Ok(network) => network,
+        Err(why) => {
+            return Verdict::not(
+                "NetworkIsolated",
+                "Provisioning",
+                format!("the flows cannot be judged yet: {why}"),
+            )
+        }
+    };
+    let flows = stamp_flows(StampFlowInput {
+        plan,
+        spec,
+        neighbours: &[],
+    });
+    let results = evaluate_all(&network, flows);
+    if let Some(leak) = results
+        .iter()
+        .find(|r| r.flow.expect == Expect::Denied && r.verdict.allowed)
+    {
+        return Verdict::not("NetworkIsolated", "ForbiddenFlowAllowed", leak.describe());
+    }
+    let forbidden = results
+        .iter()
+        .filter(|r| r.flow.expect == Expect::Denied)
+        .count();
     Verdict::ok(
         "NetworkIsolated",
         "Isolated",
-        "no public endpoint, default outbound access off, egress only through the firewall",
+        format!("no public endpoint, default outbound access off, egress only through the firewall; the {forbidden} forbidden flows checked are denied"),
     )
 }
 
@@ -571,7 +622,12 @@ async fn apply(api: &Api<Stamp>, stamp: &Stamp, ctx: &Context) -> Result<Action>
         conv.verdict("PrivateLink", &[Component::PrivateDns]),
         conv.verdict("FrontDoorOrigin", &[Component::FrontDoorOrigin]),
         approval,
-        isolation(&plan, &conv, outputs.firewall_private_ip.as_deref()),
+        isolation(
+            &plan,
+            &stamp.spec,
+            &conv,
+            outputs.firewall_private_ip.as_deref(),
+        ),
         conv.removal_verdict(),
     ];
     if mode == Mode::Observe {

@@ -40,8 +40,6 @@ pub struct BundlePlan {
     pub stamps: Vec<(String, Result<StampPlan, PlanError>)>,
     /// `("ns/name", plan)` per PrivateEndpointSet.
     pub endpoint_sets: Vec<(String, Result<EndpointSetPlan, PlanError>)>,
-    /// The private DNS zones each stamp's endpoints need, by `ns/name`.
-    pub stamp_zones: BTreeMap<String, BTreeSet<String>>,
     /// The private DNS zones each operations network's endpoints need, by `global/region`.
     pub operations_zones: BTreeMap<String, BTreeSet<String>>,
 }
@@ -185,16 +183,14 @@ pub fn flow_tables(bundle: &Bundle, plan: &BundlePlan) -> Vec<FlowTable> {
     }
     for ((ns, name, spec), (_, planned)) in bundle.stamps.iter().zip(&plan.stamps) {
         let Ok(planned) = planned else { continue };
-        let key = format!("{ns}/{name}");
         let input = StampFlowInput {
             plan: planned,
             spec,
-            zones: plan.stamp_zones.get(&key).unwrap_or(&empty),
             neighbours: &spaces,
         };
         let table = stamp_network(planned, &planned_bodies(&planned.graph))
             .map(|network| evaluate_all(&network, stamp_flows(input)));
-        tables.push((format!("stamp {key}"), table));
+        tables.push((format!("stamp {ns}/{name}"), table));
     }
     tables
 }
@@ -234,12 +230,10 @@ pub fn plan_bundle(bundle: &Bundle) -> BundlePlan {
 
     let mut out = BundlePlan::default();
     for (key, z) in &zones {
-        match key {
-            HostKey::Stamp(ns, name) => out.stamp_zones.insert(format!("{ns}/{name}"), z.clone()),
-            HostKey::Operations(g, region) => out
-                .operations_zones
-                .insert(format!("{g}/{region}"), z.clone()),
-        };
+        if let HostKey::Operations(g, region) = key {
+            out.operations_zones
+                .insert(format!("{g}/{region}"), z.clone());
+        }
     }
     let mut hosts: BTreeMap<HostKey, EndpointHost> = BTreeMap::new();
     for (name, spec) in &bundle.global_planes {

@@ -78,6 +78,8 @@ pub struct StampPlan {
     pub request_message: String,
     /// Where its private DNS zones live.
     pub zone_home: ZoneHome,
+    /// The private DNS zones its endpoints need (which services they reach).
+    pub zones: BTreeSet<String>,
     /// The graph.
     pub graph: DesiredGraph,
 }
@@ -454,6 +456,7 @@ pub fn plan_stamp(
         front_door_origin,
         request_message,
         zone_home: home,
+        zones: zones.clone(),
         graph,
     })
 }

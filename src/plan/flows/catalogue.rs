@@ -29,8 +29,6 @@ pub struct StampFlowInput<'a> {
     pub plan: &'a StampPlan,
     /// Its spec.
     pub spec: &'a StampSpec,
-    /// The private DNS zones of its endpoints (which services they reach).
-    pub zones: &'a BTreeSet<String>,
     /// Address spaces of other stamps; one private block outside the stamp stands in when
     /// none is given.
     pub neighbours: &'a [Ipv4Net],
@@ -194,7 +192,7 @@ pub fn stamp_flows(input: StampFlowInput<'_>) -> Vec<Flow> {
             Allowed,
         ));
     }
-    for port in sample_ports(&ports_for_zones(input.zones, region)) {
+    for port in sample_ports(&ports_for_zones(&input.plan.zones, region)) {
         flows.push(flow(
             format!("app → private endpoints TCP {port}"),
             &node,

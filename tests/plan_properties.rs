@@ -49,6 +49,7 @@ prop_compose! {
             "ingress": {
                 "privateLinkService": { "mode": "Create", "frontendIpConfigurationId": format!("/subscriptions/{SUB}/resourceGroups/mc/providers/Microsoft.Network/loadBalancers/lb/frontendIPConfigurations/fe") },
                 "loadBalancerIp": lb,
+                "originHostHeader": "st.stamps.example.com",
             },
             "frontDoor": { "weight": weight },
         })).unwrap()
@@ -167,7 +168,7 @@ proptest! {
         let global = global_spec();
         let mut spec: StampSpec = serde_json::from_value(serde_json::json!({
             "globalPlaneRef": { "name": "g" }, "region": "westeurope", "addressSpace": "10.0.0.0/16",
-            "ingress": { "privateLinkService": { "mode": "Adopt", "resourceId": format!("/subscriptions/{SUB}/resourceGroups/mc/providers/Microsoft.Network/privateLinkServices/p") } }
+            "ingress": { "privateLinkService": { "mode": "Adopt", "resourceId": format!("/subscriptions/{SUB}/resourceGroups/mc/providers/Microsoft.Network/privateLinkServices/p") }, "originHostHeader": "st.stamps.example.com" }
         })).unwrap();
         spec.address_space = CidrBlock(Ipv4Net::new(std::net::Ipv4Addr::new(10, second, 0, 0), prefix).unwrap().trunc().to_string());
         let plan = plan_stamp(StampInput { namespace: "a", name: "b", spec: &spec }, GlobalPlaneInput { name: "g", spec: &global }, &BTreeSet::new(), &StampObservations::default());
@@ -188,7 +189,7 @@ proptest! {
         let global = global_spec();
         let stamp: StampSpec = serde_json::from_value(serde_json::json!({
             "globalPlaneRef": { "name": "g" }, "region": "westeurope", "addressSpace": "10.0.0.0/24",
-            "ingress": { "privateLinkService": { "mode": "Adopt", "resourceId": format!("/subscriptions/{SUB}/resourceGroups/mc/providers/Microsoft.Network/privateLinkServices/p") } }
+            "ingress": { "privateLinkService": { "mode": "Adopt", "resourceId": format!("/subscriptions/{SUB}/resourceGroups/mc/providers/Microsoft.Network/privateLinkServices/p") }, "originHostHeader": "st.stamps.example.com" }
         })).unwrap();
         let endpoints: Vec<serde_json::Value> = picks.iter().enumerate().map(|(i, (g, n))| serde_json::json!({
             "name": format!("e{i}"),

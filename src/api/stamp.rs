@@ -278,7 +278,10 @@ pub struct IngressSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(r"^([0-9]{1,3}\.){3}[0-9]{1,3}$"))]
     pub load_balancer_ip: Option<String>,
-    /// Host header Front Door sends to the origin; defaults to the load-balancer IP.
+    /// Host header Front Door sends to the origin, and the name the origin's certificate must
+    /// carry: the ingress FQDN. Required while Front Door reaches the origin over HTTPS (a route
+    /// forwarding `HttpsOnly` or `MatchRequest`, or an HTTPS health probe — the defaults); only
+    /// over plain HTTP does it default to the load-balancer IP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub origin_host_header: Option<String>,

@@ -17,7 +17,9 @@ use super::naming::StampNames;
 use super::network::{private_dns_resources, virtual_network_body, SubnetAttachments, ZoneHome};
 use super::nsg::{nsg_body, rules_for};
 use super::owner::Owner;
-use crate::api::{PrivateLinkServiceMode, StampSpec};
+use crate::api::{
+    ForwardingProtocol, GlobalPlaneSpec, PrivateLinkServiceMode, ProbeProtocol, StampSpec,
+};
 
 /// Namespace, name and spec of a Stamp.
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +110,46 @@ fn stamp_network_body(mut body: Value, dns_proxy: bool, firewall_ip: Ipv4Addr) -
         body["properties"]["dhcpOptions"] = json!({ "dnsServers": [firewall_ip.to_string()] });
     }
     body
+}
+
+/// Whether Front Door reaches the stamp's origin over TLS: a route forwards over HTTPS
+/// (`HttpsOnly`, or `MatchRequest` for HTTPS requests) or the health probe uses HTTPS.
+fn origin_uses_tls(global: &GlobalPlaneSpec) -> bool {
+    global.front_door.origin_group.health_probe.protocol == ProbeProtocol::Https
+        || global.front_door.routes.iter().any(|r| {
+            matches!(
+                r.forwarding_protocol,
+                ForwardingProtocol::HttpsOnly | ForwardingProtocol::MatchRequest
+            )
+        })
+}
+
+/// The host header (and TLS server name) Front Door sends to the origin. Over HTTPS with the
+/// certificate name check on (always, here), the origin must present a certificate from a
+/// public CA whose subject name matches (Microsoft Learn, End-to-end TLS with Azure Front Door,
+/// Certificates from origins); no public CA certifies a private IP, so the name must be the
+/// ingress FQDN, never the load balancer's IP. (`hostName` stays the IP: with a Private Link
+/// origin it only names the origin behind the Private Link Service.)
+fn origin_host_header(
+    spec: &StampSpec,
+    global: &GlobalPlaneSpec,
+    load_balancer_ip: Ipv4Addr,
+) -> PlanResult<String> {
+    let field = "spec.ingress.originHostHeader";
+    match spec.ingress.origin_host_header.as_deref() {
+        Some(host) if host.parse::<std::net::IpAddr>().is_ok() && origin_uses_tls(global) => {
+            Err(PlanError::new(
+                field,
+                format!("`{host}` is an IP address, but Front Door reaches the origin over HTTPS and checks that its certificate names the host header: give the ingress FQDN on the ingress controller's certificate"),
+            ))
+        }
+        Some(host) => Ok(host.to_string()),
+        None if origin_uses_tls(global) => Err(PlanError::new(
+            field,
+            "is required: Front Door reaches the origin over HTTPS and checks that its certificate names the host header, and the default (the load balancer's IP) is a name no public CA certifies; give the ingress FQDN on the ingress controller's certificate",
+        )),
+        None => Ok(load_balancer_ip.to_string()),
+    }
 }
 
 /// Checks a reference the user wrote: an ARM id of `expected_type`, in `subscription`.
@@ -409,6 +451,7 @@ pub fn plan_stamp(
         .clone()
         .unwrap_or_else(|| REQUEST_MESSAGE_PLACEHOLDER.to_string());
     let fd = &spec.front_door;
+    let origin_host_header = origin_host_header(spec, global.spec, load_balancer_ip)?;
     resources.push(
         DesiredResource::managed(
             front_door_origin.clone(),
@@ -417,7 +460,7 @@ pub fn plan_stamp(
             json!({
                 "properties": {
                     "hostName": load_balancer_ip.to_string(),
-                    "originHostHeader": spec.ingress.origin_host_header.clone().unwrap_or_else(|| load_balancer_ip.to_string()),
+                    "originHostHeader": origin_host_header,
                     "httpPort": 80,
                     "httpsPort": 443,
                     "priority": fd.priority,
@@ -526,9 +569,52 @@ mod tests {
     fn spec(pls: Value) -> StampSpec {
         serde_json::from_value(json!({
             "globalPlaneRef": { "name": "g" }, "region": "westeurope", "addressSpace": "10.10.0.0/20",
-            "ingress": { "privateLinkService": pls }
+            "ingress": { "privateLinkService": pls, "originHostHeader": "st.stamps.example.com" }
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn over_https_the_origin_needs_a_host_name_its_certificate_can_carry() {
+        let g = global();
+        let plan = |header: Option<&str>, g: &GlobalPlaneSpec| {
+            let mut s = create_mode();
+            s.ingress.origin_host_header = header.map(String::from);
+            plan_stamp(
+                StampInput {
+                    namespace: "ns",
+                    name: "st",
+                    spec: &s,
+                },
+                GlobalPlaneInput { name: "g", spec: g },
+                &BTreeSet::new(),
+                &StampObservations::default(),
+            )
+        };
+        let missing = plan(None, &g).unwrap_err();
+        assert_eq!(missing.field, "spec.ingress.originHostHeader");
+        assert!(missing.reason.contains("is required"), "{missing}");
+        let ip = plan(Some("10.10.8.196"), &g).unwrap_err();
+        assert!(ip.reason.contains("is an IP address"), "{ip}");
+        let named = plan(Some("st.stamps.example.com"), &g).unwrap();
+        let origin = named.graph.get(&named.front_door_origin).unwrap();
+        assert_eq!(
+            origin.body["properties"]["originHostHeader"],
+            "st.stamps.example.com"
+        );
+        assert_eq!(
+            origin.body["properties"]["enforceCertificateNameCheck"],
+            true
+        );
+        // Plain HTTP to the origin (probe and every route): no certificate, the IP will do.
+        let http: GlobalPlaneSpec = serde_json::from_value(json!({ "subscriptionId": SUB, "resourceGroup": "rg-g", "location": "westeurope", "frontDoor": {
+            "originGroup": { "healthProbe": { "protocol": "Http" } },
+            "routes": [{ "name": "default", "patterns": ["/*"], "forwardingProtocol": "MatchRequest" }]
+        } })).unwrap();
+        assert!(
+            plan(None, &http).is_err(),
+            "MatchRequest forwards HTTPS requests over HTTPS"
+        );
     }
 
     fn create_mode() -> StampSpec {

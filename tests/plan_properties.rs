@@ -284,3 +284,37 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// Whatever its space, egress mode and endpoint services, an operations network allows what
+    /// its build agents, jump boxes and Bastion need and denies what the architecture forbids.
+    #[test]
+    fn accepted_operations_networks_allow_their_required_flows_and_deny_the_forbidden(
+        second in 0u8..=255, prefix in 16u8..=24, firewall in proptest::bool::ANY,
+        zones in proptest::collection::btree_set(0usize..ZONES.len(), 0..=ZONES.len()),
+    ) {
+        use stamp_operator::plan::flows::{evaluate_all, operations_flows, operations_network, planned_bodies};
+        let space = Ipv4Net::new(std::net::Ipv4Addr::new(10, second, 0, 0), prefix).unwrap().trunc();
+        let mut spec = global_spec();
+        spec.operations_networks = vec![serde_json::from_value(serde_json::json!({
+            "region": "westeurope", "addressSpace": space.to_string(),
+            "egress": { "mode": if firewall { "Firewall" } else { "None" } },
+        })).unwrap()];
+        let zones: BTreeSet<String> = zones.iter().map(|z| ZONES[*z].to_string()).collect();
+        let by_region = std::collections::BTreeMap::from([("westeurope".to_string(), zones.clone())]);
+        let plan = plan_global_plane(GlobalPlaneInput { name: "g", spec: &spec }, &by_region);
+        prop_assert!(plan.is_ok(), "{:?}", plan.err());
+        let plan = plan.unwrap();
+        let ops = &plan.operations_networks[0];
+        prop_assert_eq!(ops.firewall.is_some(), firewall);
+        let network = operations_network(ops, &planned_bodies(&plan.graph));
+        prop_assert!(network.is_ok(), "{:?}", network.err());
+        let flows = operations_flows(ops, &zones);
+        prop_assert!(flows.len() >= 15);
+        for r in evaluate_all(&network.unwrap(), flows) {
+            prop_assert!(r.holds(), "{}", r.describe());
+        }
+    }
+}

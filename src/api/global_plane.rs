@@ -12,6 +12,7 @@ use super::common::{
     default_true, CidrBlock, DeletionPolicy, HasConditions, InFlightOperation, ManagementPolicy,
     Verification,
 };
+use super::stamp::FqdnAllowRule;
 
 /// Desired state of the global resources of one environment.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -511,6 +512,36 @@ pub struct OperationsSubnets {
     /// Private endpoints of the operations network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_endpoints: Option<CidrBlock>,
+    /// `AzureFirewallSubnet` (/26 or larger), with egress mode `Firewall`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("!isCIDR(self) || cidr(self).prefixLength() <= 26").message("AzureFirewallSubnet must be /26 or larger"))]
+    pub firewall: Option<CidrBlock>,
+}
+
+/// How an operations network's build agents and jump boxes reach the internet.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum OperationsEgressMode {
+    /// Through an Azure Firewall of its own, to an FQDN allow list (default): the stamps'
+    /// pattern, the architecture's single egress control.
+    #[default]
+    Firewall,
+    /// No way out: build agents and jump boxes reach only private endpoints.
+    None,
+}
+
+/// Egress of an operations network.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationsEgressSpec {
+    /// `Firewall` (default) or `None`.
+    #[serde(default)]
+    pub mode: OperationsEgressMode,
+    /// FQDNs the build agents and jump boxes may reach beyond the built-in ones (Azure DevOps,
+    /// GitHub, Azure Resource Manager, Entra ID, Microsoft Container Registry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub allow: Vec<FqdnAllowRule>,
 }
 
 /// A private operations network in one region.
@@ -527,6 +558,9 @@ pub struct OperationsNetworkSpec {
     /// Subnet CIDRs; omitted ones are carved automatically.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnets: Option<OperationsSubnets>,
+    /// How build agents and jump boxes reach the internet.
+    #[serde(default)]
+    pub egress: OperationsEgressSpec,
 }
 
 /// How Front Door's connections to a stamp's Private Link Service are approved.

@@ -12,10 +12,12 @@ use super::graph::{Component, DesiredGraph, DesiredResource, ResourceKind};
 use super::naming::alphanumeric;
 use super::network::{private_dns_resources, virtual_network_body, SubnetAttachments, ZoneHome};
 use super::nsg::{nsg_body, rules_for};
+use super::operations_egress::{operations_firewall, OperationsFirewall};
 use super::owner::Owner;
 use crate::api::{
-    ForwardingProtocol, FrontDoorSku, GlobalPlaneSpec, ManagedRuleSetAction, OperationsNetworkSpec,
-    PrivateDnsMode, ProbeMethod, ProbeProtocol, WafMode,
+    CidrBlock, ForwardingProtocol, FrontDoorSku, GlobalPlaneSpec, ManagedRuleSetAction,
+    OperationsEgressMode, OperationsNetworkSpec, PrivateDnsMode, ProbeMethod, ProbeProtocol,
+    WafMode,
 };
 
 /// Name and spec of a GlobalPlane.
@@ -102,6 +104,8 @@ pub struct OperationsNetworkPlan {
     pub virtual_network: ArmId,
     /// Its subnets.
     pub address: AddressPlan,
+    /// Its way out, if it has one.
+    pub firewall: Option<OperationsFirewall>,
 }
 
 impl OperationsNetworkPlan {
@@ -402,16 +406,14 @@ pub const OPERATIONS_ROLES: [SubnetRole; 4] = [
     SubnetRole::PrivateEndpoints,
 ];
 
-fn operations_network(
-    global: GlobalPlaneInput<'_>,
-    index: usize,
-    ops: &OperationsNetworkSpec,
-    zones: &BTreeSet<String>,
-) -> PlanResult<(OperationsNetworkPlan, Vec<DesiredResource>)> {
-    let field = format!("spec.operationsNetworks[{index}]");
+/// The operations network's subnets: the four roles carved as they always were, then, with a
+/// firewall, AzureFirewallSubnet in what is left — so adding the way out never moves a subnet
+/// that already exists.
+fn operations_addresses(field: &str, ops: &OperationsNetworkSpec) -> PlanResult<AddressPlan> {
     let space = address::parse_space(&format!("{field}.addressSpace"), ops.address_space.as_str())?;
     let given = ops.subnets.clone().unwrap_or_default();
-    let requests = [
+    let firewall = ops.egress.mode == OperationsEgressMode::Firewall;
+    let mut requests = vec![
         (
             SubnetRole::BuildAgents,
             given.build_agents,
@@ -426,16 +428,61 @@ fn operations_network(
             address::private_endpoint_prefix(space),
             None,
         ),
-    ]
-    .into_iter()
-    .map(|(role, given, prefix, shrink_to)| SubnetRequest {
-        role,
-        given,
-        prefix: prefix.max(space.prefix_len() + 1),
-        shrink_to,
-    })
-    .collect::<Vec<_>>();
-    let plan = address::plan_addresses(space, &format!("{field}.subnets"), &requests)?;
+    ];
+    let given_firewall = given.firewall.filter(|_| firewall);
+    if let Some(block) = given_firewall.clone() {
+        requests.push((SubnetRole::Firewall, Some(block), 26, None));
+    }
+    let requests = requests
+        .into_iter()
+        .map(|(role, given, prefix, shrink_to)| SubnetRequest {
+            role,
+            given,
+            prefix: prefix.max(space.prefix_len() + 1),
+            shrink_to,
+        })
+        .collect::<Vec<_>>();
+    let subnets_field = format!("{field}.subnets");
+    let plan = address::plan_addresses(space, &subnets_field, &requests)?;
+    if !firewall || given_firewall.is_some() {
+        return Ok(plan);
+    }
+    let mut second: Vec<SubnetRequest> = plan
+        .subnets
+        .iter()
+        .map(|s| SubnetRequest {
+            role: s.role,
+            given: Some(CidrBlock(s.cidr.to_string())),
+            prefix: s.cidr.prefix_len(),
+            shrink_to: None,
+        })
+        .collect();
+    second.push(SubnetRequest {
+        role: SubnetRole::Firewall,
+        given: None,
+        prefix: 26,
+        shrink_to: None,
+    });
+    let mut with_firewall = address::plan_addresses(space, &subnets_field, &second).map_err(|e| {
+        PlanError::new(
+            format!("{field}.addressSpace"),
+            format!("{}; the operations network's firewall needs a /26 (or set egress.mode: None for no way out)", e.reason),
+        )
+    })?;
+    for s in &mut with_firewall.subnets {
+        s.given = plan.subnet(s.role).is_some_and(|b| b.given);
+    }
+    Ok(with_firewall)
+}
+
+fn operations_network(
+    global: GlobalPlaneInput<'_>,
+    index: usize,
+    ops: &OperationsNetworkSpec,
+    zones: &BTreeSet<String>,
+) -> PlanResult<(OperationsNetworkPlan, Vec<DesiredResource>)> {
+    let field = format!("spec.operationsNetworks[{index}]");
+    let plan = operations_addresses(&field, ops)?;
 
     let spec = global.spec;
     let sub = spec.subscription_id.as_str();
@@ -489,7 +536,21 @@ fn operations_network(
             },
         );
     }
-    let nsg_ids: Vec<ArmId> = attachments.values().filter_map(|a| a.nsg.clone()).collect();
+    let firewall = operations_firewall(&field, &ops.egress, &plan, &rg, &vnet, &ops.region, &tags)?;
+    let mut firewall_resources = Vec::new();
+    if let Some((fw, fw_resources)) = &firewall {
+        for role in [SubnetRole::BuildAgents, SubnetRole::JumpBoxes] {
+            attachments.entry(role).or_default().route_table = Some(fw.route_table.clone());
+        }
+        firewall_resources.clone_from(fw_resources);
+    }
+    let vnet_deps: Vec<ArmId> = attachments
+        .values()
+        .flat_map(|a| a.nsg.iter().chain(a.route_table.iter()))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     resources.push(
         DesiredResource::managed(
             vnet.clone(),
@@ -497,9 +558,10 @@ fn operations_network(
             Component::OperationsNetwork,
             virtual_network_body(&ops.region, &tags, &plan, &attachments),
         )
-        .after(nsg_ids.iter())
+        .after(vnet_deps.iter())
         .locked_by(&vnet),
     );
+    resources.extend(firewall_resources);
     let home = zone_home(spec, &rg)?;
     let (dns, _) = private_dns_resources(&home, zones, &vnet, &tags, std::slice::from_ref(&rg));
     resources.extend(dns);
@@ -509,6 +571,7 @@ fn operations_network(
             resource_group: rg,
             virtual_network: vnet,
             address: plan,
+            firewall: firewall.map(|(fw, _)| fw),
         },
         resources,
     ))
@@ -605,6 +668,54 @@ mod tests {
         let subnets = vnet.body["properties"]["subnets"].as_array().unwrap();
         assert!(subnets.iter().any(|s| s["name"] == "AzureBastionSubnet"
             && s["properties"]["networkSecurityGroup"]["id"].is_string()));
+    }
+
+    #[test]
+    fn the_operations_network_gets_its_way_out_without_moving_a_subnet() {
+        let without = plan(&spec(
+            json!({ "operationsNetworks": [{ "region": "westeurope", "addressSpace": "10.100.0.0/24", "egress": { "mode": "None" } }] }),
+        ));
+        let with = plan(&spec(json!({})));
+        let (bare, routed) = (
+            &without.operations_networks[0],
+            &with.operations_networks[0],
+        );
+        assert!(bare.firewall.is_none());
+        assert!(bare.address.subnet(SubnetRole::Firewall).is_none());
+        for s in &bare.address.subnets {
+            assert_eq!(routed.address.subnet(s.role), Some(s), "{:?} moved", s.role);
+        }
+        let firewall = routed.firewall.as_ref().unwrap();
+        let fw_subnet = routed.address.subnet(SubnetRole::Firewall).unwrap();
+        assert_eq!(fw_subnet.cidr.to_string(), "10.100.0.192/26");
+        assert_eq!(firewall.private_ip, fw_subnet.first_usable());
+        assert_eq!(body(&with, ResourceKind::AzureFirewall).len(), 1);
+        assert!(body(&without, ResourceKind::AzureFirewall).is_empty());
+        let vnet = body(&with, ResourceKind::VirtualNetwork)[0];
+        let routed_subnets: Vec<&str> = vnet.body["properties"]["subnets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["properties"]["routeTable"]["id"] == json!(firewall.route_table))
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(routed_subnets, vec!["snet-build-agents", "snet-jump-boxes"]);
+        assert!(vnet.depends_on.contains(&firewall.route_table));
+        // A space the four subnets fill leaves no room: refused, and the way to do without said.
+        let full = spec(
+            json!({ "operationsNetworks": [{ "region": "westeurope", "addressSpace": "10.100.0.0/24",
+            "subnets": { "buildAgents": "10.100.0.0/25", "jumpBoxes": "10.100.0.128/27", "bastion": "10.100.0.192/26", "privateEndpoints": "10.100.0.160/27" } }] }),
+        );
+        let refused = plan_global_plane(
+            GlobalPlaneInput {
+                name: "prod",
+                spec: &full,
+            },
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert_eq!(refused.field, "spec.operationsNetworks[0].addressSpace");
+        assert!(refused.reason.contains("egress.mode: None"), "{refused}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod graph;
 pub mod naming;
 pub mod network;
 pub mod nsg;
+pub mod operations_egress;
 pub mod owner;
 pub mod stamp;
 

@@ -16,6 +16,7 @@ use super::model::{self, ModelError, Network};
 use super::{Expect, Flow};
 use crate::api::StampSpec;
 use crate::plan::address::{AddressPlan, SubnetBlock, SubnetRole};
+use crate::plan::arm_id::ArmId;
 use crate::plan::dns::ports_for_zones;
 use crate::plan::egress::{group_rules, AKS_REQUIRED_FQDNS};
 use crate::plan::global::OperationsNetworkPlan;
@@ -432,6 +433,12 @@ pub fn operations_flows(plan: &OperationsNetworkPlan, zones: &BTreeSet<String>) 
             Allowed,
         ));
     }
+    // With no way out (egress mode None), the internet is forbidden to them instead.
+    let way_out = if plan.firewall.is_some() {
+        Allowed
+    } else {
+        Denied
+    };
     for fqdn in ["dev.azure.com", "github.com"] {
         let to = internet(fqdn, 40, &[]);
         flows.push(flow(
@@ -440,7 +447,7 @@ pub fn operations_flows(plan: &OperationsNetworkPlan, zones: &BTreeSet<String>) 
             &to,
             Tcp,
             443,
-            Allowed,
+            way_out,
         ));
     }
     let arm = internet(
@@ -454,7 +461,7 @@ pub fn operations_flows(plan: &OperationsNetworkPlan, zones: &BTreeSet<String>) 
         &arm,
         Tcp,
         443,
-        Allowed,
+        way_out,
     ));
     let entra = internet("login.microsoftonline.com", 42, &["AzureActiveDirectory"]);
     flows.push(flow(
@@ -463,7 +470,7 @@ pub fn operations_flows(plan: &OperationsNetworkPlan, zones: &BTreeSet<String>) 
         &entra,
         Tcp,
         443,
-        Allowed,
+        way_out,
     ));
 
     let outsider = Endpoint::at("internet client", Ipv4Addr::new(198, 51, 100, 80));
@@ -499,6 +506,15 @@ pub fn operations_flows(plan: &OperationsNetworkPlan, zones: &BTreeSet<String>) 
         443,
         Denied,
     ));
+    let stranger = internet("exfil.example.com", 20, &[]);
+    flows.push(flow(
+        "build agents → exfil.example.com:443, not on the allow list",
+        &agent,
+        &stranger,
+        Tcp,
+        443,
+        Denied,
+    ));
     let plain = internet("example.com", 43, &[]);
     flows.push(flow(
         "jump boxes → example.com:80",
@@ -519,6 +535,26 @@ pub fn operations_flows(plan: &OperationsNetworkPlan, zones: &BTreeSet<String>) 
     flows
 }
 
+/// Reads a firewall: its policy and rule collection groups by id through `body`.
+fn read_firewall(
+    name: &str,
+    private_ip: Ipv4Addr,
+    policy: &str,
+    groups: &[&ArmId],
+    body: &dyn Fn(&str) -> Option<Value>,
+) -> Result<Firewall, ModelError> {
+    let policy_body = body(policy).ok_or_else(|| "the firewall policy is not read".to_string())?;
+    let groups = groups
+        .iter()
+        .map(|g| {
+            body(g.as_str())
+                .map(|b| (g.name().to_string(), b))
+                .ok_or_else(|| format!("rule collection group {} is not read", g.name()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Firewall::from_arm(name, private_ip, &policy_body, &groups))
+}
+
 /// Reads the network a stamp's resources make; `body` gives each resource's body by id.
 pub fn stamp_network(
     plan: &StampPlan,
@@ -533,21 +569,16 @@ pub fn stamp_network(
         of_kind(ResourceKind::AzureFirewall).next(),
         of_kind(ResourceKind::FirewallPolicy).next(),
     ) {
-        let policy_body = body(policy.id.as_str())
-            .ok_or_else(|| "the firewall policy is not read".to_string())?;
-        let groups = of_kind(ResourceKind::RuleCollectionGroup)
-            .map(|g| {
-                body(g.id.as_str())
-                    .map(|b| (g.id.name().to_string(), b))
-                    .ok_or_else(|| format!("rule collection group {} is not read", g.id.name()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        firewalls.push(Firewall::from_arm(
+        let groups: Vec<&ArmId> = of_kind(ResourceKind::RuleCollectionGroup)
+            .map(|g| &g.id)
+            .collect();
+        firewalls.push(read_firewall(
             fw.id.name(),
             plan.firewall_private_ip,
-            &policy_body,
+            policy.id.as_str(),
             &groups,
-        ));
+            body,
+        )?);
     }
     Ok(Network {
         vnets: vec![vnet],
@@ -563,9 +594,19 @@ pub fn operations_network(
     let vnet_body =
         body(plan.virtual_network.as_str()).ok_or_else(|| "the VNet is not read".to_string())?;
     let vnet = model::virtual_network(plan.virtual_network.name(), &vnet_body, body)?;
+    let firewalls = match &plan.firewall {
+        Some(fw) => vec![read_firewall(
+            fw.firewall.name(),
+            fw.private_ip,
+            fw.policy.as_str(),
+            &fw.groups.iter().collect::<Vec<_>>(),
+            body,
+        )?],
+        None => Vec::new(),
+    };
     Ok(Network {
         vnets: vec![vnet],
-        firewalls: Vec::new(),
+        firewalls,
     })
 }
 

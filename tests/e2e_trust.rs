@@ -519,3 +519,49 @@ async fn a_forbidden_flow_opened_while_writes_are_off_is_named_by_network_isolat
         json!(["*"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_flow_opened_in_an_operations_network_is_named_by_the_global_plane() {
+    let (st, operator, _, _) = weu_blue_ready().await;
+    let global = || json_of(&st.cp, &["get", "globalplane", "prod", "-o", "json"]);
+    let (isolated, _, message) = condition(&global(), "OperationsNetworksIsolated");
+    assert_eq!(isolated, "True", "{message}");
+    st.cp.kubectl_ok(&[
+        "patch",
+        "globalplane",
+        "prod",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"managementPolicy":"ObserveOnly"}}"#,
+    ]);
+    // Once the new generation is observed, passes only read.
+    eventually("the GlobalPlane observes only", &operator, async || {
+        let g = global();
+        g["metadata"]["generation"] == g["status"]["observedGeneration"]
+    })
+    .await;
+    // Someone opens the West Europe operations firewall to every FQDN.
+    let rcg = st
+        .emulator
+        .inventory()
+        .into_iter()
+        .find(|id| id.contains("afwp-ops-westeurope") && id.ends_with("/operations"))
+        .expect("the operations firewall's rule collection group");
+    let mut widened = st.arm.get(&rcg, NET).await.unwrap().unwrap().body;
+    widened["properties"]["ruleCollections"][0]["rules"][0]["targetFqdns"] = json!(["*"]);
+    let widened = json!({ "properties": widened["properties"].clone() });
+    done(&st, st.arm.put(&rcg, NET, &widened, None).await.unwrap()).await;
+
+    eventually(
+        "the GlobalPlane names the flow the rule lets through",
+        &operator,
+        async || {
+            let (isolated, reason, message) = condition(&global(), "OperationsNetworksIsolated");
+            isolated == "False"
+                && reason == "ForbiddenFlowAllowed"
+                && message
+                    .contains("westeurope: forbidden flow build agents → exfil.example.com:443")
+        },
+    )
+    .await;
+}

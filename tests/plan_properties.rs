@@ -311,7 +311,7 @@ proptest! {
         prop_assert_eq!(ops.firewall.is_some(), firewall);
         let network = operations_network(ops, &planned_bodies(&plan.graph));
         prop_assert!(network.is_ok(), "{:?}", network.err());
-        let flows = operations_flows(ops, &zones);
+        let flows = operations_flows(ops);
         prop_assert!(flows.len() >= 15);
         for r in evaluate_all(&network.unwrap(), flows) {
             prop_assert!(r.holds(), "{}", r.describe());

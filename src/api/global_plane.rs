@@ -605,7 +605,7 @@ pub struct GlobalPlaneStatus {
     /// One word for humans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// `Ready` plus FrontDoor, Waf, PrivateDns, OperationsNetworks.
+    /// `Ready` plus FrontDoor, Waf, PrivateDns, OperationsNetworks, OperationsNetworksIsolated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

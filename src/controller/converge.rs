@@ -153,6 +153,21 @@ impl Convergence {
         self.ready.contains(&k) || (mode == Mode::Observe && self.live.contains_key(&k))
     }
 
+    /// The body of `id` as Azure holds it, as far as this pass knows: what it read (drift
+    /// included), or the planned body where it found Azure matching the plan.
+    pub fn held_body(&self, graph: &DesiredGraph, id: &str) -> Option<Value> {
+        self.live_of(id).cloned().or_else(|| {
+            if !self.ready.contains(&id.to_ascii_lowercase()) {
+                return None;
+            }
+            graph
+                .resources
+                .iter()
+                .find(|r| r.id.as_str().eq_ignore_ascii_case(id))
+                .map(|r| r.body.clone())
+        })
+    }
+
     /// The live body of `id`.
     pub fn live_of(&self, id: &str) -> Option<&Value> {
         self.live.get(&id.to_ascii_lowercase())

@@ -9,13 +9,14 @@ use kube::{Api, ResourceExt};
 use serde_json::Value;
 
 use super::conditions::{merge, ready, Verdict};
-use super::converge::{tear_down, Freshness, Mode};
+use super::converge::{tear_down, Convergence, Freshness, Mode};
 use super::{next_look, persist, write_status, Context, Error, Progress, Result, Settled};
 use crate::api::{
     DeletionPolicy, GlobalPlane, GlobalPlaneStatus, HasConditions, OperationsNetworkStatus, Stamp,
     StampOriginStatus,
 };
 use crate::plan::endpoints::zones_needed;
+use crate::plan::flows::{evaluate_all, operations_flows, operations_network, Expect};
 use crate::plan::{plan_global_plane, Component, GlobalPlaneInput, GlobalPlanePlan};
 
 /// Entry point of the controller.
@@ -106,6 +107,50 @@ pub fn origin_of(stamp: &Stamp) -> StampOriginStatus {
     }
 }
 
+/// Every flow the architecture forbids in each operations network, evaluated against the
+/// network as Azure holds it (see the stamps' `NetworkIsolated`); the first that gets through is
+/// named.
+fn operations_isolation(plan: &GlobalPlanePlan, conv: &Convergence) -> Verdict {
+    const KIND: &str = "OperationsNetworksIsolated";
+    let body = |id: &str| conv.held_body(&plan.graph, id);
+    let mut forbidden = 0;
+    for ops in &plan.operations_networks {
+        let network = match operations_network(ops, &body) {
+            Ok(network) => network,
+            Err(why) => {
+                return Verdict::not(
+                    KIND,
+                    "Provisioning",
+                    format!("{}: the flows cannot be judged yet: {why}", ops.region),
+                )
+            }
+        };
+        let results = evaluate_all(&network, operations_flows(ops));
+        if let Some(leak) = results
+            .iter()
+            .find(|r| r.flow.expect == Expect::Denied && r.verdict.allowed)
+        {
+            return Verdict::not(
+                KIND,
+                "ForbiddenFlowAllowed",
+                format!("{}: {}", ops.region, leak.describe()),
+            );
+        }
+        forbidden += results
+            .iter()
+            .filter(|r| r.flow.expect == Expect::Denied)
+            .count();
+    }
+    Verdict::ok(
+        KIND,
+        "Isolated",
+        format!(
+            "the {forbidden} forbidden flows of {} operations networks checked are denied",
+            plan.operations_networks.len()
+        ),
+    )
+}
+
 async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> Result<Action> {
     let previous = global.status.clone().unwrap_or_default();
     let generation = global.metadata.generation;
@@ -157,6 +202,7 @@ async fn apply(api: &Api<GlobalPlane>, global: &GlobalPlane, ctx: &Context) -> R
         conv.verdict("Waf", &[Component::Waf]),
         conv.verdict("PrivateDns", &[Component::PrivateDns]),
         conv.verdict("OperationsNetworks", &[Component::OperationsNetwork]),
+        operations_isolation(&plan, &conv),
         conv.removal_verdict(),
     ];
     let all = ready(&components);

@@ -19,9 +19,7 @@ use crate::api::{
 use crate::azure::PutOutcome;
 use crate::plan::approval::{self, ApprovalPolicy, Connection, Decision};
 use crate::plan::endpoints::zones_needed;
-use crate::plan::flows::{
-    evaluate_all, planned_bodies, stamp_flows, stamp_network, Expect, StampFlowInput,
-};
+use crate::plan::flows::{evaluate_all, stamp_flows, stamp_network, Expect, StampFlowInput};
 use crate::plan::{
     plan_stamp, Component, GlobalPlaneInput, ResourceKind, StampInput, StampObservations,
     StampPlan, SubnetRole,
@@ -476,15 +474,7 @@ fn isolation(
 /// body this pass read where it read one (drift included), the planned body where the pass
 /// found Azure matching the plan. The first forbidden flow that gets through is named.
 fn flow_isolation(plan: &StampPlan, spec: &StampSpec, conv: &Convergence) -> Verdict {
-    let planned = planned_bodies(&plan.graph);
-    let body = |id: &str| {
-        conv.live_of(id).cloned().or_else(|| {
-            conv.ready
-                .contains(&id.to_ascii_lowercase())
-                .then(|| planned(id))
-                .flatten()
-        })
-    };
+    let body = |id: &str| conv.held_body(&plan.graph, id);
     let network = match stamp_network(plan, &body) {
         Ok(network) => network,
         Err(why) => {

@@ -40,8 +40,6 @@ pub struct BundlePlan {
     pub stamps: Vec<(String, Result<StampPlan, PlanError>)>,
     /// `("ns/name", plan)` per PrivateEndpointSet.
     pub endpoint_sets: Vec<(String, Result<EndpointSetPlan, PlanError>)>,
-    /// The private DNS zones each operations network's endpoints need, by `global/region`.
-    pub operations_zones: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl BundlePlan {
@@ -162,7 +160,6 @@ pub type FlowTable = (String, Result<Vec<FlowResult>, String>);
 /// The flow table of every planned stamp and operations network in `plan` (planned from
 /// `bundle`): each required and forbidden flow evaluated against the planned resources.
 pub fn flow_tables(bundle: &Bundle, plan: &BundlePlan) -> Vec<FlowTable> {
-    let empty = BTreeSet::new();
     let spaces: Vec<Ipv4Net> = bundle
         .stamps
         .iter()
@@ -172,12 +169,8 @@ pub fn flow_tables(bundle: &Bundle, plan: &BundlePlan) -> Vec<FlowTable> {
     for (name, global) in &plan.global_planes {
         let Ok(global) = global else { continue };
         for ops in &global.operations_networks {
-            let zones = plan
-                .operations_zones
-                .get(&format!("{name}/{}", ops.region))
-                .unwrap_or(&empty);
             let table = operations_network(ops, &planned_bodies(&global.graph))
-                .map(|network| evaluate_all(&network, operations_flows(ops, zones)));
+                .map(|network| evaluate_all(&network, operations_flows(ops)));
             tables.push((format!("operations network {name}/{}", ops.region), table));
         }
     }
@@ -229,12 +222,6 @@ pub fn plan_bundle(bundle: &Bundle) -> BundlePlan {
     }
 
     let mut out = BundlePlan::default();
-    for (key, z) in &zones {
-        if let HostKey::Operations(g, region) = key {
-            out.operations_zones
-                .insert(format!("{g}/{region}"), z.clone());
-        }
-    }
     let mut hosts: BTreeMap<HostKey, EndpointHost> = BTreeMap::new();
     for (name, spec) in &bundle.global_planes {
         let input = GlobalPlaneInput { name, spec };

@@ -106,6 +106,8 @@ pub struct OperationsNetworkPlan {
     pub address: AddressPlan,
     /// Its way out, if it has one.
     pub firewall: Option<OperationsFirewall>,
+    /// The private DNS zones its endpoints need (which services they reach).
+    pub zones: BTreeSet<String>,
 }
 
 impl OperationsNetworkPlan {
@@ -572,6 +574,7 @@ fn operations_network(
             virtual_network: vnet,
             address: plan,
             firewall: firewall.map(|(fw, _)| fw),
+            zones: zones.clone(),
         },
         resources,
     ))

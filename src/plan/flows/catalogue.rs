@@ -4,7 +4,6 @@
 //! Hosts on the internet stand at documentation addresses (RFC 5737): what matters is that
 //! they are public, the name a client uses and the service tags Azure puts them in.
 
-use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -365,7 +364,7 @@ pub fn stamp_flows(input: StampFlowInput<'_>) -> Vec<Flow> {
 }
 
 /// The flows an operations network needs and forbids.
-pub fn operations_flows(plan: &OperationsNetworkPlan, zones: &BTreeSet<String>) -> Vec<Flow> {
+pub fn operations_flows(plan: &OperationsNetworkPlan) -> Vec<Flow> {
     use Expect::{Allowed, Denied};
     use Protocol::Tcp;
     let address = &plan.address;
@@ -415,7 +414,7 @@ pub fn operations_flows(plan: &OperationsNetworkPlan, zones: &BTreeSet<String>) 
         22,
         Allowed,
     ));
-    for port in sample_ports(&ports_for_zones(zones, &plan.region)) {
+    for port in sample_ports(&ports_for_zones(&plan.zones, &plan.region)) {
         flows.push(flow(
             format!("build agents → private endpoints TCP {port}"),
             &agent,

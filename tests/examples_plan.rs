@@ -239,3 +239,72 @@ fn plan_flows_prints_the_table_and_succeeds_when_every_flow_holds() {
         "{text}"
     );
 }
+
+#[test]
+fn a_replicated_target_takes_an_address_and_a_name_per_region() {
+    let mut bundle = stamp_operator::cli::load_manifests(&example_files()).unwrap();
+    let set = |bundle: &stamp_operator::plan::Bundle| {
+        let plan = plan_bundle(bundle);
+        plan.endpoint_sets
+            .into_iter()
+            .find(|(name, _)| name == "prod/weu-blue-paas")
+            .unwrap()
+            .1
+    };
+    let before = set(&bundle).unwrap();
+    let endpoints = &mut bundle
+        .endpoint_sets
+        .iter_mut()
+        .find(|(_, name, _)| name == "weu-blue-paas")
+        .unwrap()
+        .2
+        .endpoints;
+    let regions: Vec<String> = ["westeurope", "northeurope", "eastus"]
+        .map(String::from)
+        .to_vec();
+    for e in endpoints
+        .iter_mut()
+        .filter(|e| e.name == "registry" || e.name == "cosmos")
+    {
+        e.target_regions = regions.clone();
+    }
+    let after = set(&bundle).unwrap();
+    // Registry and Cosmos DB: the global name plus three regions each, instead of two addresses.
+    assert_eq!(after.addresses, before.addresses + 2 * 2);
+    let registry = after
+        .endpoints
+        .iter()
+        .find(|e| e.name == "registry")
+        .unwrap();
+    assert_eq!(registry.addresses, 4);
+    assert!(
+        registry
+            .fqdns
+            .contains(&"acrprod.eastus.data.azurecr.io".to_string()),
+        "{:?}",
+        registry.fqdns
+    );
+    let cosmos = after.endpoints.iter().find(|e| e.name == "cosmos").unwrap();
+    assert!(
+        cosmos
+            .fqdns
+            .contains(&"cosmos-prod-northeurope.documents.azure.com".to_string()),
+        "{:?}",
+        cosmos.fqdns
+    );
+    // A Key Vault serves one region: regions there are a mistake, refused.
+    let endpoints = &mut bundle
+        .endpoint_sets
+        .iter_mut()
+        .find(|(_, name, _)| name == "weu-blue-paas")
+        .unwrap()
+        .2
+        .endpoints;
+    endpoints
+        .iter_mut()
+        .find(|e| e.name == "keyvault")
+        .unwrap()
+        .target_regions = regions;
+    let refused = set(&bundle).unwrap_err();
+    assert_eq!(refused.field, "spec.endpoints[0].targetRegions");
+}

@@ -94,6 +94,14 @@ pub struct EndpointSpec {
         pattern(r"^privatelink\.([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
     )]
     pub private_dns_zone: Option<String>,
+    /// The regions the target serves from, for a geo-replicated registry (its home region and
+    /// every replica) or a multi-region Cosmos DB account (every region of the account): the
+    /// endpoint takes one address for the global name plus one per region, and has a DNS
+    /// record per region. Omitted, one region is assumed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 30), inner(pattern(r"^[a-z][a-z0-9]{2,30}$")))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub target_regions: Vec<String>,
 }
 
 /// Observed state of a PrivateEndpointSet.

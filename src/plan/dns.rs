@@ -169,6 +169,33 @@ pub fn ports_for_zones<'a>(
     ports
 }
 
+/// The public name of one region of a replicated target named `target` whose endpoints live
+/// in `zone`, or `None` when the zone's service serves one region per endpoint. A registry's
+/// regions are its data endpoints, `{registry}.{region}.data.azurecr.io` (Microsoft Learn, Azure
+/// Container Registry endpoint reference: the dedicated data endpoints private endpoints use);
+/// a Cosmos DB account's are `{account}-{region}.{suffix}` (its regional endpoints, which the
+/// private endpoint maps besides the global one: Microsoft Learn, Configure Azure Private Link
+/// for an Azure Cosmos DB account).
+pub fn regional_name(zone: &str, target: &str, region: &str) -> Option<String> {
+    match zone {
+        "privatelink.azurecr.io" => Some(format!("{target}.{region}.data.azurecr.io")),
+        "privatelink.documents.azure.com"
+        | "privatelink.mongo.cosmos.azure.com"
+        | "privatelink.cassandra.cosmos.azure.com"
+        | "privatelink.gremlin.cosmos.azure.com"
+        | "privatelink.table.cosmos.azure.com" => {
+            Some(format!("{target}-{region}.{}", public_suffix(zone)))
+        }
+        _ => None,
+    }
+}
+
+/// Whether an endpoint in `zone` serves one name (and takes one address) per region of its
+/// target.
+pub fn serves_regions(zone: &str) -> bool {
+    regional_name(zone, "", "").is_some()
+}
+
 /// The zone for `group_id` in `region`, if the groupId is known.
 pub fn zone_for(group_id: &str, region: &str) -> Option<String> {
     group_id_info(group_id).map(|info| info.zone.replace("{region}", region))

@@ -137,7 +137,34 @@ fn resolve(
             ))
         }
     };
-    Ok((target, zone, known.map_or(1, |info| info.addresses)))
+    let addresses = match endpoint.target_regions.len() {
+        0 => known.map_or(1, |info| info.addresses),
+        // One for the global name, one per region the target serves from.
+        regions if dns::serves_regions(&zone) => 1 + regions as u32,
+        _ => {
+            return Err(PlanError::new(
+                format!("{field}.targetRegions"),
+                format!(
+                    "groupId {}'s endpoint serves one region; targetRegions applies to registries and Cosmos DB accounts",
+                    endpoint.group_id
+                ),
+            ))
+        }
+    };
+    Ok((target, zone, addresses))
+}
+
+/// The public names an endpoint to `target` in `zone` serves: the global one, then one per
+/// region the target serves from.
+fn endpoint_names(target: &ArmId, zone: &str, regions: &[String]) -> Vec<String> {
+    let name = target.name().to_ascii_lowercase();
+    let mut names = vec![format!("{name}.{}", public_suffix(zone))];
+    names.extend(
+        regions
+            .iter()
+            .filter_map(|region| dns::regional_name(zone, &name, region)),
+    );
+    names
 }
 
 /// The zones a set needs, for the host's plan. Entries the planner refuses are skipped here;
@@ -234,11 +261,7 @@ pub fn plan_endpoint_set(
         endpoints.push(PlannedEndpoint {
             name: endpoint.name.clone(),
             id: pe_id,
-            fqdns: vec![format!(
-                "{}.{}",
-                target.name().to_ascii_lowercase(),
-                public_suffix(&zone)
-            )],
+            fqdns: endpoint_names(&target, &zone, &endpoint.target_regions),
             zone,
             addresses,
         });

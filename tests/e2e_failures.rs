@@ -12,7 +12,12 @@ fn firewall_puts(st: &Stage) -> usize {
     st.emulator
         .requests()
         .iter()
-        .filter(|r| r.method == "PUT" && r.path.to_ascii_lowercase().contains("/azurefirewalls/"))
+        .filter(|r| {
+            r.method == "PUT"
+                && r.path
+                    .to_ascii_lowercase()
+                    .contains("/azurefirewalls/afw-weu-blue")
+        })
         .count()
 }
 
@@ -21,9 +26,11 @@ async fn a_failed_firewall_operation_is_reported_with_azures_code_and_not_rewrit
     let st = stage().await;
     let code = "AzureFirewallPolicyDenied";
     st.emulator.add_fault(
+        // The stamp's firewall, not the operations networks'.
         FaultRule::new(FaultAction::FailOperation { code: code.into() })
             .method("PUT")
-            .resource_type("Microsoft.Network/azureFirewalls"),
+            .resource_type("Microsoft.Network/azureFirewalls")
+            .path_contains("/azureFirewalls/afw-weu-blue"),
     );
     let operator = st.operator("replica-a", "127.0.0.1:0");
     let objects = st.examples_named(&["prod", "weu-blue"]);

@@ -188,6 +188,7 @@ async fn azure_faults_are_survived_reported_and_never_hot_looped() {
         })
         .method("PUT")
         .resource_type("Microsoft.Network/azureFirewalls")
+        .path_contains("/azureFirewalls/afw-weu-blue")
         .times(1),
     );
     let operator = st.solo_operator("faulty", &[]);

@@ -542,6 +542,22 @@ async fn private_endpoints_get_ips_from_the_subnet_and_dns_records() {
         record.body["properties"]["aRecords"][0]["ipv4Address"],
         "10.0.1.4"
     );
+    // With the zone group mapping its names, the endpoint's customDnsConfigs are empty (by
+    // default; see EmulatorConfig::keep_custom_dns_configs) and the zone group's recordSets
+    // carry the address.
+    assert_eq!(
+        arm.get(&pe, NET).await.body["properties"]["customDnsConfigs"],
+        json!([])
+    );
+    let group = arm
+        .get(&format!("{pe}/privateDnsZoneGroups/default"), NET)
+        .await
+        .body;
+    assert_eq!(
+        group["properties"]["privateDnsZoneConfigs"][0]["properties"]["recordSets"][0]
+            ["ipAddresses"][0],
+        "10.0.1.4"
+    );
     // The subnet is in use now.
     let refused = arm.delete(&format!("{vnet}/subnets/pe"), NET).await;
     assert_eq!(refused.code(), "InUseSubnetCannotBeDeleted");
@@ -1180,4 +1196,59 @@ async fn a_private_dns_zone_patch_is_long_running() {
         arm.get(&zone, "2024-06-01").await.body["tags"]["team"],
         "platform"
     );
+}
+
+#[tokio::test]
+async fn a_running_firewall_operation_holds_its_policy_and_its_vnet() {
+    // A firewall takes minutes in Azure: scaled so that it runs for a few seconds here.
+    let arm = with_group(EmulatorConfig {
+        latency: LatencyProfile::realistic(0.005),
+        ..Default::default()
+    })
+    .await;
+    let id = vnet_id("v");
+    arm.put_done(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] }, "subnets": [subnet("AzureFirewallSubnet", "10.0.8.128/26")] } })).await;
+    let pip = format!(
+        "{}/providers/Microsoft.Network/publicIPAddresses/pip",
+        rg("rg")
+    );
+    arm.put_done(
+        &pip,
+        NET,
+        json!({ "location": "westeurope", "sku": { "name": "Standard" } }),
+    )
+    .await;
+    let policy = format!(
+        "{}/providers/Microsoft.Network/firewallPolicies/p",
+        rg("rg")
+    );
+    arm.put_done(
+        &policy,
+        NET,
+        json!({ "location": "westeurope", "properties": {} }),
+    )
+    .await;
+    let group = format!("{policy}/ruleCollectionGroups/g");
+    let group_body = json!({ "properties": { "priority": 200, "ruleCollections": [] } });
+    let fw = format!("{}/providers/Microsoft.Network/azureFirewalls/fw", rg("rg"));
+    let body = json!({ "location": "westeurope", "properties": {
+        "firewallPolicy": { "id": policy },
+        "ipConfigurations": [{ "name": "c", "properties": { "subnet": { "id": format!("{id}/subnets/AzureFirewallSubnet") }, "publicIPAddress": { "id": pip } } }] } });
+    let running = arm.put(&fw, NET, body).await;
+    assert_eq!(running.status, StatusCode::CREATED);
+    // While it runs, neither a rule collection group of its policy nor a subnet of its VNet
+    // can be written.
+    let refused = arm.put(&group, NET, group_body.clone()).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.code(), "AnotherOperationInProgress");
+    let subnet_write = arm
+        .put(
+            &format!("{id}/subnets/a"),
+            NET,
+            json!({ "properties": { "addressPrefix": "10.0.1.0/24" } }),
+        )
+        .await;
+    assert_eq!(subnet_write.code(), "AnotherOperationInProgress");
+    arm.wait(&running).await;
+    assert!(arm.put(&group, NET, group_body).await.status.is_success());
 }

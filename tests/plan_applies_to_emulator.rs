@@ -98,7 +98,7 @@ async fn planned_graphs_converge_and_a_second_pass_writes_nothing() {
     let firewall = emulator
         .inventory()
         .into_iter()
-        .find(|id| id.contains("/azureFirewalls/"))
+        .find(|id| id.contains("/azureFirewalls/afw-weu-blue"))
         .unwrap();
     let fw = arm.get(&firewall, "2024-05-01").await.unwrap().unwrap();
     assert_eq!(
@@ -199,12 +199,17 @@ async fn a_group_listing_and_the_reads_of_what_carries_security_reveal_every_cha
     use stamp_operator::plan::ResourceKind;
     let (plan, emulator, arm) = west_europe_applied().await;
     let graphs = plan.graphs();
+    // The stamp's graph (the GlobalPlane's holds the operations networks' firewalls).
     let stamp = graphs
         .iter()
         .find(|g| {
             g.resources
                 .iter()
                 .any(|r| r.kind == ResourceKind::AzureFirewall)
+                && !g
+                    .resources
+                    .iter()
+                    .any(|r| r.kind == ResourceKind::FrontDoorProfile)
         })
         .unwrap();
     let gets = |e: &RunningEmulator| e.stats().by_method.get("GET").copied().unwrap_or(0);

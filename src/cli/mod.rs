@@ -51,6 +51,10 @@ pub enum Command {
         /// (for comparing the two; the default is Azure's).
         #[arg(long)]
         retry_after_time_left: bool,
+        /// Keep a private endpoint's `customDnsConfigs` once its zone group is written (by
+        /// default they are emptied, as Azure may do).
+        #[arg(long)]
+        keep_custom_dns_configs: bool,
     },
     /// Derive the emulator's compact request schemas from Azure's REST API specs (prints JSON).
     DeriveEmulatorSchemas {
@@ -247,6 +251,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             seed_examples,
             page_size,
             retry_after_time_left,
+            keep_custom_dns_configs,
         } => {
             let retry_after = if retry_after_time_left {
                 crate::emulator::RetryAfter::TimeLeft
@@ -258,6 +263,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 token,
                 page_size: usize::from(page_size),
                 retry_after,
+                keep_custom_dns_configs,
                 ..Default::default()
             };
             run_emulator(listen, config, seed_examples)

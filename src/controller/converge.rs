@@ -770,13 +770,15 @@ impl Listing {
 
 /// Kinds whose live body the reconcilers read for status (addresses, aliases, subnets, routes):
 /// kept by `Known`; for the rest, knowing they matched is enough.
-const BODY_KEPT: [ResourceKind; 8] = [
+const BODY_KEPT: [ResourceKind; 9] = [
     ResourceKind::VirtualNetwork,
     ResourceKind::RouteTable,
     ResourceKind::PublicIpAddress,
     ResourceKind::AzureFirewall,
     ResourceKind::PrivateLinkService,
     ResourceKind::PrivateEndpoint,
+    // Its recordSets carry the endpoint's addresses where the endpoint's customDnsConfigs are empty.
+    ResourceKind::PrivateDnsZoneGroup,
     ResourceKind::FrontDoorEndpoint,
     ResourceKind::FrontDoorOrigin,
 ];

@@ -11,7 +11,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::{json, Value};
 
 use super::conditions::{merge, ready, Verdict};
-use super::converge::{tear_down, Freshness, Mode};
+use super::converge::{tear_down, Convergence, Freshness, Mode};
 use super::{
     next_look, persist, write_status, Context, Error, Progress, Result, Settled, FIELD_MANAGER,
 };
@@ -326,13 +326,7 @@ async fn apply(
         .iter()
         .map(|e| {
             let live = conv.live_of(e.id.as_str());
-            let ips: Vec<String> = live
-                .and_then(|l| l.pointer("/properties/customDnsConfigs").and_then(Value::as_array).cloned())
-                .unwrap_or_default()
-                .iter()
-                .flat_map(|c| c["ipAddresses"].as_array().cloned().unwrap_or_default())
-                .filter_map(|ip| ip.as_str().map(String::from))
-                .collect();
+            let ips = endpoint_addresses(&conv, e.id.as_str());
             let state = live
                 .and_then(|l| l.pointer("/properties/privateLinkServiceConnections/0/properties/privateLinkServiceConnectionState/status").and_then(Value::as_str))
                 .map(String::from);
@@ -456,5 +450,64 @@ async fn cleanup(set: &PrivateEndpointSet, ctx: &Context) -> Result<Action> {
             "deleting endpoints of {}",
             set.name_any()
         )))
+    }
+}
+
+/// The addresses of private endpoint `id`: from its `customDnsConfigs`, or, where Azure left
+/// those empty because a zone group maps its names (issue #24: both are seen), from the zone
+/// group's `recordSets`.
+fn endpoint_addresses(conv: &Convergence, id: &str) -> Vec<String> {
+    let ips_of = |entries: Option<&Value>| -> Vec<String> {
+        entries
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["ipAddresses"].as_array().cloned().unwrap_or_default())
+            .filter_map(|ip| ip.as_str().map(String::from))
+            .collect()
+    };
+    let own = ips_of(
+        conv.live_of(id)
+            .and_then(|l| l.pointer("/properties/customDnsConfigs")),
+    );
+    if !own.is_empty() {
+        return own;
+    }
+    let group = conv.live_of(&format!("{id}/privateDnsZoneGroups/default"));
+    group
+        .and_then(|g| g.pointer("/properties/privateDnsZoneConfigs"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|c| ips_of(c.pointer("/properties/recordSets")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_endpoint_s_address_is_read_from_its_dns_configs_or_else_its_zone_group() {
+        let id =
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/privateEndpoints/pe";
+        let group = format!("{id}/privateDnsZoneGroups/default").to_ascii_lowercase();
+        let with_group = json!({ "properties": { "privateDnsZoneConfigs": [{ "properties": {
+            "recordSets": [{ "recordSetName": "kv", "ipAddresses": ["10.0.1.5"] }] } }] } });
+        let mut conv = Convergence::default();
+        conv.live.insert(
+            id.to_ascii_lowercase(),
+            json!({ "properties": { "customDnsConfigs": [] } }),
+        );
+        assert!(endpoint_addresses(&conv, id).is_empty());
+        conv.live.insert(group, with_group);
+        assert_eq!(endpoint_addresses(&conv, id), vec!["10.0.1.5"]);
+        conv.live.insert(
+            id.to_ascii_lowercase(),
+            json!({ "properties": { "customDnsConfigs": [{ "fqdn": "kv.vault.azure.net", "ipAddresses": ["10.0.1.4"] }] } }),
+        );
+        assert_eq!(endpoint_addresses(&conv, id), vec!["10.0.1.4"]);
     }
 }

@@ -79,6 +79,11 @@ impl FaultRule {
         self.resource_type = Some(resource_type.to_string());
         self
     }
+    /// Only requests whose path contains `part` (case-insensitive).
+    pub fn path_contains(mut self, part: &str) -> FaultRule {
+        self.path_contains = Some(part.to_string());
+        self
+    }
     /// Only `times` requests.
     pub fn times(mut self, times: u32) -> FaultRule {
         self.times = Some(times);

@@ -455,6 +455,40 @@ fn lock_key(p: &ResourcePath) -> String {
     }
 }
 
+/// What an operation on `p` holds while it runs: its own lock key and, for a firewall, the
+/// firewall policy and the VNet it names — "a firewall operation holds its policy and its VNet"
+/// (issue #24): while it runs, a rule collection group or subnet write is refused.
+fn operation_lock_keys(p: &ResourcePath, body: Option<&Value>) -> Vec<String> {
+    let mut keys = vec![lock_key(p)];
+    if p.is("Microsoft.Network/azureFirewalls") {
+        let body = body.cloned().unwrap_or(Value::Null);
+        if let Some(policy) = body
+            .pointer("/properties/firewallPolicy/id")
+            .and_then(Value::as_str)
+        {
+            keys.push(policy.to_ascii_lowercase());
+        }
+        let configs = body
+            .pointer("/properties/ipConfigurations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for config in configs {
+            if let Some(subnet) = config
+                .pointer("/properties/subnet/id")
+                .and_then(Value::as_str)
+            {
+                if let Some((vnet, _)) = subnet.to_ascii_lowercase().split_once("/subnets/") {
+                    keys.push(vnet.to_string());
+                }
+            }
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// The `Azure-AsyncOperation` and `Location` URLs of an operation, shaped as each provider
 /// shapes them: the network provider's `…/providers/Microsoft.Network/locations/{location}/
 /// operations/{id}` and `…/operationResults/{id}` (azure-sdk-for-node network recordings),
@@ -515,12 +549,13 @@ fn start_operation(
         )),
         RetryAfter::TimeLeft => None,
     };
+    let lock_keys = operation_lock_keys(p, world.get(&p.id).map(|r| &r.body));
     world.begin(
         id.clone(),
         Operation {
             resource_key: p.key(),
             kind,
-            lock_key: lock_key(p),
+            lock_keys,
             started: Instant::now(),
             duration,
             failure,

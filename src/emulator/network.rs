@@ -895,7 +895,7 @@ fn put_private_endpoint(
         };
         connections.push(json!(connection));
     }
-    body[PRIVATE] = json!({ "ips": addresses, "connections": connections });
+    body[PRIVATE] = json!({ "ips": addresses, "connections": connections, "dns": dns });
     body["properties"]["customDnsConfigs"] = json!(dns);
     let nic = str_at(&body, "/properties/customNetworkInterfaceName")
         .map(String::from)
@@ -919,8 +919,13 @@ fn put_zone_group(
     let pe_id = path.parent.clone().unwrap_or_default();
     let dns = world
         .get(&pe_id)
-        .and_then(|pe| pe.body.pointer("/properties/customDnsConfigs").cloned())
+        .and_then(|pe| pe.body[PRIVATE].get("dns").cloned())
         .unwrap_or(json!([]));
+    if !world.config.keep_custom_dns_configs {
+        if let Some(pe) = world.resources.get_mut(&pe_id.to_ascii_lowercase()) {
+            pe.body["properties"]["customDnsConfigs"] = json!([]);
+        }
+    }
     remove_records(world, &path.key());
     let mut written = Vec::new();
     let configs = body

@@ -682,9 +682,8 @@ async fn pls_subnets_need_network_policies_disabled() {
     );
 }
 
-#[tokio::test]
-async fn firewalls_take_the_first_address_of_their_subnet() {
-    let arm = with_group(EmulatorConfig::default()).await;
+/// A VNet `v` with an AzureFirewallSubnet and a Standard public IP `pip`: their ids.
+async fn firewall_network(arm: &Arm) -> (String, String) {
     let id = vnet_id("v");
     arm.put_done(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] }, "subnets": [subnet("AzureFirewallSubnet", "10.0.8.128/26")] } })).await;
     let pip = format!(
@@ -697,6 +696,13 @@ async fn firewalls_take_the_first_address_of_their_subnet() {
         json!({ "location": "westeurope", "sku": { "name": "Standard" } }),
     )
     .await;
+    (id, pip)
+}
+
+#[tokio::test]
+async fn firewalls_take_the_first_address_of_their_subnet() {
+    let arm = with_group(EmulatorConfig::default()).await;
+    let (id, pip) = firewall_network(&arm).await;
     let fw = format!("{}/providers/Microsoft.Network/azureFirewalls/fw", rg("rg"));
     let body = json!({ "location": "westeurope", "properties": { "ipConfigurations": [{ "name": "c", "properties": { "subnet": { "id": format!("{id}/subnets/AzureFirewallSubnet") }, "publicIPAddress": { "id": pip } } }] } });
     arm.put_done(&fw, NET, body).await;
@@ -1206,18 +1212,7 @@ async fn a_running_firewall_operation_holds_its_policy_and_its_vnet() {
         ..Default::default()
     })
     .await;
-    let id = vnet_id("v");
-    arm.put_done(&id, NET, json!({ "location": "westeurope", "properties": { "addressSpace": { "addressPrefixes": ["10.0.0.0/16"] }, "subnets": [subnet("AzureFirewallSubnet", "10.0.8.128/26")] } })).await;
-    let pip = format!(
-        "{}/providers/Microsoft.Network/publicIPAddresses/pip",
-        rg("rg")
-    );
-    arm.put_done(
-        &pip,
-        NET,
-        json!({ "location": "westeurope", "sku": { "name": "Standard" } }),
-    )
-    .await;
+    let (id, pip) = firewall_network(&arm).await;
     let policy = format!(
         "{}/providers/Microsoft.Network/firewallPolicies/p",
         rg("rg")

@@ -240,6 +240,19 @@ fn plan_flows_prints_the_table_and_succeeds_when_every_flow_holds() {
     );
 }
 
+/// The endpoints of the example set `weu-blue-paas`.
+fn paas_endpoints(
+    bundle: &mut stamp_operator::plan::Bundle,
+) -> &mut Vec<stamp_operator::api::EndpointSpec> {
+    &mut bundle
+        .endpoint_sets
+        .iter_mut()
+        .find(|(_, name, _)| name == "weu-blue-paas")
+        .unwrap()
+        .2
+        .endpoints
+}
+
 #[test]
 fn a_replicated_target_takes_an_address_and_a_name_per_region() {
     let mut bundle = stamp_operator::cli::load_manifests(&example_files()).unwrap();
@@ -252,13 +265,7 @@ fn a_replicated_target_takes_an_address_and_a_name_per_region() {
             .1
     };
     let before = set(&bundle).unwrap();
-    let endpoints = &mut bundle
-        .endpoint_sets
-        .iter_mut()
-        .find(|(_, name, _)| name == "weu-blue-paas")
-        .unwrap()
-        .2
-        .endpoints;
+    let endpoints = paas_endpoints(&mut bundle);
     let regions: Vec<String> = ["westeurope", "northeurope", "eastus"]
         .map(String::from)
         .to_vec();
@@ -293,13 +300,7 @@ fn a_replicated_target_takes_an_address_and_a_name_per_region() {
         cosmos.fqdns
     );
     // A Key Vault serves one region: regions there are a mistake, refused.
-    let endpoints = &mut bundle
-        .endpoint_sets
-        .iter_mut()
-        .find(|(_, name, _)| name == "weu-blue-paas")
-        .unwrap()
-        .2
-        .endpoints;
+    let endpoints = paas_endpoints(&mut bundle);
     endpoints
         .iter_mut()
         .find(|e| e.name == "keyvault")

@@ -151,11 +151,16 @@ async fn with_group(config: EmulatorConfig) -> Arm {
     arm
 }
 
-fn slow() -> EmulatorConfig {
+/// Azure's latencies × `factor`.
+fn scaled(factor: f64) -> EmulatorConfig {
     EmulatorConfig {
-        latency: LatencyProfile::realistic(0.05),
+        latency: LatencyProfile::realistic(factor),
         ..Default::default()
     }
+}
+
+fn slow() -> EmulatorConfig {
+    scaled(0.05)
 }
 
 #[tokio::test]
@@ -992,11 +997,7 @@ async fn a_private_dns_zone_with_links_cannot_be_deleted_until_they_are_gone() {
 
 #[tokio::test]
 async fn a_write_into_a_group_being_deleted_is_a_conflict_not_a_missing_group() {
-    let arm = with_group(EmulatorConfig {
-        latency: LatencyProfile::realistic(0.5),
-        ..Default::default()
-    })
-    .await;
+    let arm = with_group(scaled(0.5)).await;
     let deleting = arm.delete(&rg("rg"), "2024-03-01").await;
     assert_eq!(deleting.status, StatusCode::ACCEPTED);
     let refused = arm
@@ -1207,11 +1208,7 @@ async fn a_private_dns_zone_patch_is_long_running() {
 #[tokio::test]
 async fn a_running_firewall_operation_holds_its_policy_and_its_vnet() {
     // A firewall takes minutes in Azure: scaled so that it runs for a few seconds here.
-    let arm = with_group(EmulatorConfig {
-        latency: LatencyProfile::realistic(0.005),
-        ..Default::default()
-    })
-    .await;
+    let arm = with_group(scaled(0.005)).await;
     let (id, pip) = firewall_network(&arm).await;
     let policy = format!(
         "{}/providers/Microsoft.Network/firewallPolicies/p",

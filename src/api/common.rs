@@ -56,7 +56,7 @@ pub struct InFlightOperation {
     pub poll_url: String,
     /// Which header the URL came from: `AsyncOperation` or `Location`.
     pub poll_style: String,
-    /// When the operation was started (RFC 3339).
+    /// When Azure accepted the write: Unix seconds, as a decimal string.
     pub started_at: String,
 }
 

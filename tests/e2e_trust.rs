@@ -369,6 +369,15 @@ async fn a_stamp_from_a_namespace_the_global_plane_does_not_admit_is_refused_wit
     .await;
 }
 
+/// Opens the first application rule of rule collection group `rcg` to every FQDN, behind the
+/// operator's back.
+async fn widen_to_every_fqdn(st: &Stage, rcg: &str) {
+    let mut widened = st.arm.get(rcg, NET).await.unwrap().unwrap().body;
+    widened["properties"]["ruleCollections"][0]["rules"][0]["targetFqdns"] = json!(["*"]);
+    let widened = json!({ "properties": widened["properties"].clone() });
+    done(st, st.arm.put(rcg, NET, &widened, None).await.unwrap()).await;
+}
+
 /// The one resource in the emulator's inventory of type segment `kind` (`subnets`) whose name
 /// contains every one of `parts`.
 fn id_with(st: &Stage, kind: &str, parts: &[&str]) -> String {
@@ -419,10 +428,7 @@ async fn security_children_edited_behind_the_operator_s_back_are_repaired_at_the
     let rule = format!("{nsg}/securityRules/allow-all");
     done(&st, st.arm.put(&rule, NET, &allow_all, None).await.unwrap()).await;
     // The platform rules opened to every FQDN.
-    let mut widened = st.arm.get(&rcg, NET).await.unwrap().unwrap().body;
-    widened["properties"]["ruleCollections"][0]["rules"][0]["targetFqdns"] = json!(["*"]);
-    let widened = json!({ "properties": widened["properties"].clone() });
-    done(&st, st.arm.put(&rcg, NET, &widened, None).await.unwrap()).await;
+    widen_to_every_fqdn(&st, &rcg).await;
     // A stranger's private endpoint, approved by hand.
     let subnet = strangers_subnet(&st).await;
     request(&st, &subnet, "backdoor", &pls, "please").await;
@@ -495,10 +501,7 @@ async fn a_forbidden_flow_opened_while_writes_are_off_is_named_by_network_isolat
     .await;
     // Someone opens the platform rules to every FQDN.
     let rcg = id_with(&st, "ruleCollectionGroups", &["platform"]);
-    let mut widened = st.arm.get(&rcg, NET).await.unwrap().unwrap().body;
-    widened["properties"]["ruleCollections"][0]["rules"][0]["targetFqdns"] = json!(["*"]);
-    let widened = json!({ "properties": widened["properties"].clone() });
-    done(&st, st.arm.put(&rcg, NET, &widened, None).await.unwrap()).await;
+    widen_to_every_fqdn(&st, &rcg).await;
 
     eventually(
         "NetworkIsolated names the flow the rule lets through",
@@ -547,10 +550,7 @@ async fn a_forbidden_flow_opened_in_an_operations_network_is_named_by_the_global
         .into_iter()
         .find(|id| id.contains("afwp-ops-westeurope") && id.ends_with("/operations"))
         .expect("the operations firewall's rule collection group");
-    let mut widened = st.arm.get(&rcg, NET).await.unwrap().unwrap().body;
-    widened["properties"]["ruleCollections"][0]["rules"][0]["targetFqdns"] = json!(["*"]);
-    let widened = json!({ "properties": widened["properties"].clone() });
-    done(&st, st.arm.put(&rcg, NET, &widened, None).await.unwrap()).await;
+    widen_to_every_fqdn(&st, &rcg).await;
 
     eventually(
         "the GlobalPlane names the flow the rule lets through",
